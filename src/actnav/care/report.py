@@ -1,0 +1,338 @@
+"""Render an :class:`~actnav.eligibility.report_model.Evaluation` for people and programs.
+
+Three forms of the same report:
+
+* :func:`render_json`: the evaluation as JSON (the published schema, ``schemas/evaluation.schema.json``).
+* :func:`render_html`: a self-contained page for the care team (inline CSS, no external assets,
+  prints well): verdicts first, then every criterion with its evidence and source, the
+  trial-derived fitness context, the work-up checklist and everything actnav could not decide.
+* :func:`render_text`: a short plain-ASCII summary for a terminal.
+
+Rendering is pure: no I/O besides reading the packaged templates, no clock (the dates shown are
+the evaluation's own). Templates are Jinja2 with autoescaping on for everything except the
+plain-text template, so a criterion text such as ``<script>`` reaches the page escaped.
+"""
+
+from __future__ import annotations
+
+import json
+import unicodedata
+from dataclasses import dataclass, field
+from functools import cache
+from typing import TYPE_CHECKING, Any, get_args
+
+import jinja2
+
+from actnav.eligibility.engine import CriterionResult, Result
+from actnav.eligibility.report_model import Evaluation, Verdict, WorkupItemResult
+from actnav.knowledge.models import WorkupStep
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
+
+__all__ = [
+    "DISCLAIMER_HEADLINE",
+    "FITNESS_BANNER",
+    "render_html",
+    "render_json",
+    "render_summary",
+    "render_text",
+    "schema_json",
+]
+
+DISCLAIMER_HEADLINE = "actnav supports clinicians, it does not replace them."
+FITNESS_BANNER = "Trial-derived context — not label requirements"
+
+VERDICT_LABELS: dict[str, str] = {
+    Verdict.ELIGIBLE: "eligible",
+    Verdict.NOT_ELIGIBLE: "not eligible",
+    Verdict.NEEDS_INFORMATION: "needs information",
+}
+RESULT_LABELS: dict[str, str] = {
+    Result.MET: "met",
+    Result.NOT_MET: "not met",
+    Result.UNKNOWN: "unknown",
+}
+
+# Work-up steps in the order an evaluation runs them (the order of the WorkupStep literal,
+# which is the order of ``workup.yaml``); a step the catalogue does not know goes last.
+STEP_ORDER: tuple[str, ...] = get_args(WorkupStep)
+
+# Characters the text report meets often, mapped to ASCII (the rest go through NFKD).
+_ASCII_MAP = str.maketrans(
+    {
+        "—": "-",
+        "–": "-",
+        "‐": "-",
+        "−": "-",
+        "≥": ">=",
+        "≤": "<=",
+        "≠": "!=",
+        "×": "x",
+        "µ": "u",
+        "μ": "u",
+        "‘": "'",
+        "’": "'",
+        "“": '"',
+        "”": '"',
+        "…": "...",
+        "•": "*",
+        "→": "->",
+        "±": "+/-",
+        "°": " deg ",
+        "\u00a0": " ",
+    }
+)
+
+
+def render_json(ev: Evaluation) -> str:
+    """The evaluation as indented JSON, exactly the published schema's shape.
+
+    Args:
+        ev: the evaluation to render.
+
+    Returns:
+        JSON text (2-space indent, no trailing newline).
+    """
+    return ev.model_dump_json(indent=2)
+
+
+def render_html(ev: Evaluation) -> str:
+    """The full report as one self-contained HTML page for the care team.
+
+    Args:
+        ev: the evaluation to render.
+
+    Returns:
+        An HTML5 document with inline CSS and no external assets.
+    """
+    return _environment().get_template("report.html.j2").render(_context(ev))
+
+
+def render_text(ev: Evaluation) -> str:
+    """A terminal summary (about 30-60 lines), plain ASCII.
+
+    Args:
+        ev: the evaluation to render.
+
+    Returns:
+        Text ending in a newline: patient line, one verdict line (and its first reason) per
+        indication, the work-up list and the disclaimer.
+    """
+    text = _environment().get_template("report.txt.j2").render(_context(ev))
+    return to_ascii(text)
+
+
+def render_summary(ev: Evaluation) -> str:
+    """A few lines for a terminal when the full report went to a file.
+
+    Args:
+        ev: the evaluation to summarise.
+
+    Returns:
+        ASCII text ending in a newline: the patient line, one line per indication with its
+        verdict, and the number of work-up items.
+    """
+    lines = [_patient_line(ev)]
+    for product in ev.products:
+        for ind in product.indications:
+            lines.append(
+                f"  {VERDICT_LABELS[ind.verdict]:<17} {product.product} ({product.brand}): {ind.name}"
+            )
+        if not product.indications:
+            lines.append(f"  {'-':<17} {product.product} ({product.brand}): no indication in force")
+    lines.append(f"  work-up: {len(ev.workup)} item(s); {DISCLAIMER_HEADLINE}")
+    return to_ascii("\n".join(lines) + "\n")
+
+
+def schema_json(model: type[BaseModel]) -> str:
+    """The JSON Schema of a pydantic model, as published under ``schemas/``.
+
+    Args:
+        model: the pydantic model class (``Evaluation``, ``Product``).
+
+    Returns:
+        The schema as JSON text, 2-space indent, keys in model order, ending in a newline.
+    """
+    return json.dumps(model.model_json_schema(), indent=2, ensure_ascii=False) + "\n"
+
+
+def to_ascii(text: str) -> str:
+    """Replace typographic characters by ASCII look-alikes; anything else non-ASCII by ``?``.
+
+    Args:
+        text: any text.
+
+    Returns:
+        Text containing only ASCII characters.
+    """
+    text = unicodedata.normalize("NFKD", text.translate(_ASCII_MAP))
+    text = "".join(ch for ch in text if not unicodedata.combining(ch))
+    return text.encode("ascii", "replace").decode("ascii")
+
+
+# --- template plumbing -------------------------------------------------------------------------
+
+
+def _autoescape(template_name: str | None) -> bool:
+    # Escaping is on by default (HTML, and any template added later); only the plain-text
+    # report opts out, because "&lt;" in a terminal would be wrong, not safe.
+    return not (template_name or "").endswith(".txt.j2")
+
+
+@cache
+def _environment() -> jinja2.Environment:
+    """The Jinja2 environment, created on first use and then reused."""
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("actnav.care", "templates"),
+        autoescape=_autoescape,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    env.filters["verdict_label"] = lambda v: VERDICT_LABELS.get(str(v), str(v))
+    env.filters["result_label"] = lambda r: RESULT_LABELS.get(str(r), str(r))
+    env.filters["needs_text"] = _needs_text
+    env.filters["safe_url"] = _safe_url
+    env.filters["fmt_value"] = _fmt_value
+    return env
+
+
+def _needs_text(criterion: CriterionResult) -> str:
+    """What would settle an unknown criterion, always starting with ``unknown: needs``."""
+    needs = (criterion.needs or "").strip()
+    if not needs:
+        return "unknown: needs information (no detail given)"
+    return needs if needs.startswith("unknown:") else f"unknown: needs {needs}"
+
+
+def _safe_url(url: str | None) -> str | None:
+    """Only http(s) links are rendered as links (a data file must not inject ``javascript:``)."""
+    if url and url.lower().startswith(("https://", "http://")):
+        return url
+    return None
+
+
+def _fmt_value(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+@dataclass
+class _Settled:
+    """A criterion a work-up item settles, with where it appears."""
+
+    id: str
+    text: str
+    contexts: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _WorkupEntry:
+    item: WorkupItemResult
+    settles: list[_Settled]
+
+
+@dataclass
+class _StepGroup:
+    step: str
+    name: str
+    items: list[_WorkupEntry]
+
+
+@dataclass
+class _Unknown:
+    context: str
+    criterion: CriterionResult
+    trial_derived: bool
+
+
+def _walk(criteria: list[CriterionResult]) -> list[CriterionResult]:
+    out: list[CriterionResult] = []
+    for criterion in criteria:
+        out.append(criterion)
+        out.extend(_walk(criterion.children))
+    return out
+
+
+def _contexts(ev: Evaluation) -> list[tuple[str, list[CriterionResult], bool]]:
+    """Every criterion tree in the report with a label saying where it belongs."""
+    trees: list[tuple[str, list[CriterionResult], bool]] = []
+    for product in ev.products:
+        for ind in product.indications:
+            trees.append((f"{product.product} ({product.brand}): {ind.name}", ind.criteria, False))
+    for trial in ev.fitness:
+        trees.append((f"{trial.trial} (trial fitness)", trial.criteria, True))
+    return trees
+
+
+def _criterion_index(ev: Evaluation) -> dict[str, _Settled]:
+    index: dict[str, _Settled] = {}
+    for context, criteria, _ in _contexts(ev):
+        for criterion in _walk(criteria):
+            entry = index.setdefault(criterion.id, _Settled(criterion.id, criterion.text))
+            if context not in entry.contexts:
+                entry.contexts.append(context)
+    return index
+
+
+def _workup_groups(ev: Evaluation) -> list[_StepGroup]:
+    index = _criterion_index(ev)
+    groups: dict[str, _StepGroup] = {}
+    for item in ev.workup:
+        group = groups.setdefault(item.step, _StepGroup(item.step, item.step_name, []))
+        settles = [index.get(cid, _Settled(cid, cid)) for cid in item.settles]
+        group.items.append(_WorkupEntry(item, settles))
+    rank = {step: i for i, step in enumerate(STEP_ORDER)}
+    ordered = sorted(groups.values(), key=lambda g: rank.get(g.step, len(rank)))
+    return ordered
+
+
+def _unknowns(ev: Evaluation) -> list[_Unknown]:
+    """Every unknown leaf criterion (groups only repeat their leaves' needs)."""
+    found: list[_Unknown] = []
+    for context, criteria, trial_derived in _contexts(ev):
+        for criterion in _walk(criteria):
+            if criterion.result is Result.UNKNOWN and not criterion.children:
+                found.append(_Unknown(context, criterion, trial_derived))
+    return found
+
+
+def _patient_line(ev: Evaluation) -> str:
+    p = ev.patient
+    parts = [f"Patient {p.id}: {p.age_years} y, {p.sex}"]
+    if p.deceased:
+        parts.append(f"DECEASED{f' {p.deceased_date.isoformat()}' if p.deceased_date else ''}")
+    if p.diagnoses:
+        parts.append("; ".join(p.diagnoses))
+    if p.prior_lines is not None:
+        parts.append(f"{p.prior_lines} prior line(s)")
+    return f"{', '.join(parts)} (as of {ev.as_of.isoformat()})"
+
+
+def _context(ev: Evaluation) -> dict[str, Any]:
+    rows = []
+    for product in ev.products:
+        for ind in product.indications:
+            rows.append({"product": product, "indication": ind})
+    counts = {v: 0 for v in VERDICT_LABELS}
+    for row in rows:
+        counts[row["indication"].verdict] += 1
+    return {
+        "ev": ev,
+        "rows": rows,
+        "counts": counts,
+        "Verdict": Verdict,
+        "Result": Result,
+        "workup_groups": _workup_groups(ev),
+        "unknowns": _unknowns(ev),
+        "patient_line": _patient_line(ev),
+        "disclaimer_headline": DISCLAIMER_HEADLINE,
+        "fitness_banner": FITNESS_BANNER,
+    }

@@ -1,0 +1,245 @@
+"""Three-valued evaluation of criterion trees (Kleene logic): met, not met, unknown.
+
+Leaves compare a patient fact with a value; groups combine children:
+
+* ``all_of``: not met if any child is not met; else unknown if any is unknown; else met.
+* ``any_of``: met if any child is met; else unknown if any is unknown; else not met.
+* ``not``: swaps met and not met; unknown stays unknown.
+
+Unknown is never silently false: a missing fact yields ``unknown`` (unless the leaf's
+``if_missing`` says otherwise, citing why) with the work-up that would settle it.
+The engine is pure: it asks a :class:`FactSource` for facts and does no I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from actnav.knowledge.models import Criterion, Reference, SourceRef
+
+
+class Result(StrEnum):
+    MET = "met"
+    NOT_MET = "not_met"
+    UNKNOWN = "unknown"
+
+
+class Evidence(BaseModel):
+    """One piece of evidence behind a fact: where it came from and what it said.
+
+    ``resource`` is ``"Observation/<id>"`` (None for facts derived from several resources);
+    ``value`` and ``unit`` are as used by the rule (canonical unit); ``date`` is the
+    effective date; ``note`` explains derivations (e.g. "3 lines counted: ...").
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    resource: str | None = None
+    value: str | float | int | bool | None = None
+    unit: str | None = None
+    date: str | None = None
+    note: str | None = None
+
+
+class FactValue(BaseModel):
+    """A fact's value for one patient, or why it is unknown.
+
+    ``value`` is a float (number facts, in the fact's canonical unit), a str (code facts),
+    a bool, or a tuple of str (codes facts). ``value is None`` means unknown, and then
+    ``reason`` says why (missing, stale, not mappable...).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    fact: str
+    value: float | str | bool | tuple[str, ...] | None = None
+    evidence: tuple[Evidence, ...] = ()
+    reason: str | None = None
+
+    @property
+    def known(self) -> bool:
+        return self.value is not None
+
+
+FactSource = Callable[[str], FactValue]
+
+
+class SourceInfo(BaseModel):
+    """A criterion's source as shown in a report."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    citation: str
+    section: str | None = None
+    url: str | None = None
+    verification: str
+    confirmed: bool
+    note: str | None = None
+
+
+class CriterionResult(BaseModel):
+    """The outcome of one criterion (leaf or group) for one patient.
+
+    ``needs`` is set when the result is unknown: what information would settle it.
+    ``workup`` lists the work-up item ids that would settle the unknown leaves below.
+    ``unconfirmed`` is True when the criterion or any leaf below rests on a fact tagged R or U.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str
+    text: str
+    result: Result
+    evidence: list[Evidence] = Field(default_factory=list)
+    needs: str | None = None
+    workup: list[str] = Field(default_factory=list)
+    source: SourceInfo | None = None
+    unconfirmed: bool = False
+    children: list[CriterionResult] = Field(default_factory=list)
+
+
+def source_info(source: SourceRef | None, references: dict[str, Reference]) -> SourceInfo | None:
+    if source is None:
+        return None
+    ref = references[source.ref]
+    return SourceInfo(
+        citation=ref.citation,
+        section=source.section,
+        url=ref.url,
+        verification=source.verification.value,
+        confirmed=source.verification.confirmed,
+        note=source.note,
+    )
+
+
+def evaluate(
+    node: Criterion,
+    facts: FactSource,
+    references: dict[str, Reference],
+    workup_for: Callable[[str], str],
+) -> CriterionResult:
+    """Evaluate a criterion tree for one patient.
+
+    Args:
+        node: the criterion (group or leaf).
+        facts: returns a :class:`FactValue` for a fact id (cached by the caller).
+        references: the file's reference table, to resolve sources.
+        workup_for: fact id -> work-up item id that settles it.
+
+    Returns:
+        The result tree; group results carry their children.
+    """
+    source = source_info(node.source, references)
+    own_unconfirmed = source is not None and not source.confirmed
+    if node.fact is not None:
+        return _leaf(node, facts(node.fact), source, own_unconfirmed, workup_for)
+
+    children = [evaluate(child, facts, references, workup_for) for child in node.children]
+    results = [child.result for child in children]
+    if node.all_of is not None:
+        result = _all(results)
+    elif node.any_of is not None:
+        result = _any(results)
+    else:
+        result = _not(results[0])
+    workup = _unique(item for child in children if child.result is Result.UNKNOWN for item in child.workup)
+    needs = None
+    if result is Result.UNKNOWN:
+        needs = "; ".join(
+            dict.fromkeys(c.needs for c in children if c.result is Result.UNKNOWN and c.needs)
+        )
+    return CriterionResult(
+        id=node.id,
+        text=node.text,
+        result=result,
+        evidence=[ev for child in children for ev in child.evidence],
+        needs=needs or None,
+        workup=workup if result is Result.UNKNOWN else [],
+        source=source,
+        unconfirmed=own_unconfirmed or any(child.unconfirmed for child in children),
+        children=children,
+    )
+
+
+def _all(results: list[Result]) -> Result:
+    if Result.NOT_MET in results:
+        return Result.NOT_MET
+    return Result.UNKNOWN if Result.UNKNOWN in results else Result.MET
+
+
+def _any(results: list[Result]) -> Result:
+    if Result.MET in results:
+        return Result.MET
+    return Result.UNKNOWN if Result.UNKNOWN in results else Result.NOT_MET
+
+
+def _not(result: Result) -> Result:
+    return {Result.MET: Result.NOT_MET, Result.NOT_MET: Result.MET}.get(result, Result.UNKNOWN)
+
+
+def _unique(items: Any) -> list[str]:
+    return list(dict.fromkeys(items))
+
+
+def _leaf(
+    node: Criterion,
+    fact: FactValue,
+    source: SourceInfo | None,
+    unconfirmed: bool,
+    workup_for: Callable[[str], str],
+) -> CriterionResult:
+    assert node.fact is not None and node.op is not None
+    if not fact.known:
+        missing = Result(node.if_missing)
+        unknown = missing is Result.UNKNOWN
+        return CriterionResult(
+            id=node.id,
+            text=node.text,
+            result=missing,
+            evidence=list(fact.evidence),
+            needs=f"unknown: needs {fact.reason}" if unknown and fact.reason else None,
+            workup=[workup_for(node.fact)] if unknown else [],
+            source=source,
+            unconfirmed=unconfirmed,
+        )
+    met = compare(node.op, fact.value, node.value)
+    return CriterionResult(
+        id=node.id,
+        text=node.text,
+        result=Result.MET if met else Result.NOT_MET,
+        evidence=list(fact.evidence),
+        source=source,
+        unconfirmed=unconfirmed,
+    )
+
+
+def compare(op: str, actual: Any, expected: Any) -> bool:
+    """Apply a leaf operator. ``actual`` is a known fact value (never None).
+
+    Raises:
+        TypeError: the operator does not fit the value types (a data file bug).
+    """
+    if op in ("has_any", "has_all", "has_none"):
+        have = set(actual) if isinstance(actual, tuple) else {actual}
+        want = set(expected)
+        if op == "has_any":
+            return bool(have & want)
+        if op == "has_all":
+            return want <= have
+        return not (have & want)
+    if op == "in":
+        return actual in expected
+    if op == "not_in":
+        return actual not in expected
+    if op == "eq":
+        return bool(actual == expected)
+    if op == "ne":
+        return bool(actual != expected)
+    if isinstance(actual, bool) or isinstance(expected, bool):
+        raise TypeError(f"operator {op} needs numbers, got {actual!r} and {expected!r}")
+    a, e = float(actual), float(expected)
+    return {"lt": a < e, "le": a <= e, "gt": a > e, "ge": a >= e}[op]
