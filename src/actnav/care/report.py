@@ -21,13 +21,12 @@ from dataclasses import dataclass, field
 from functools import cache
 from typing import TYPE_CHECKING, Any, get_args
 
-import jinja2
-
 from actnav.eligibility.engine import CriterionResult, Result
 from actnav.eligibility.report_model import Evaluation, Verdict, WorkupItemResult
 from actnav.knowledge.models import WorkupStep
 
 if TYPE_CHECKING:
+    import jinja2
     from pydantic import BaseModel
 
 __all__ = [
@@ -52,6 +51,11 @@ RESULT_LABELS: dict[str, str] = {
     Result.MET: "met",
     Result.NOT_MET: "not met",
     Result.UNKNOWN: "unknown",
+}
+NOTE_KINDS: dict[str, str] = {
+    "boxed_warning": "Boxed warning",
+    "monitoring": "Monitoring",
+    "rems": "REMS",
 }
 
 # Work-up steps in the order an evaluation runs them (the order of the WorkupStep literal,
@@ -141,7 +145,7 @@ def render_summary(ev: Evaluation) -> str:
             )
         if not product.indications:
             lines.append(f"  {'-':<17} {product.product} ({product.brand}): no indication in force")
-    lines.append(f"  work-up: {len(ev.workup)} item(s); {DISCLAIMER_HEADLINE}")
+    lines.append(f"  work-up: {len(ev.workup)} item(s). {_disclaimer(ev)[0]}")
     return to_ascii("\n".join(lines) + "\n")
 
 
@@ -183,6 +187,8 @@ def _autoescape(template_name: str | None) -> bool:
 @cache
 def _environment() -> jinja2.Environment:
     """The Jinja2 environment, created on first use and then reused."""
+    import jinja2  # here, not at module level: JSON output and the CLI start without it
+
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("actnav.care", "templates"),
         autoescape=_autoescape,
@@ -196,6 +202,9 @@ def _environment() -> jinja2.Environment:
     env.filters["needs_text"] = _needs_text
     env.filters["safe_url"] = _safe_url
     env.filters["fmt_value"] = _fmt_value
+    env.filters["note_kind"] = lambda kind: NOTE_KINDS.get(
+        str(kind), str(kind).replace("_", " ").capitalize()
+    )
     return env
 
 
@@ -261,46 +270,95 @@ def _walk(criteria: list[CriterionResult]) -> list[CriterionResult]:
     return out
 
 
-def _contexts(ev: Evaluation) -> list[tuple[str, list[CriterionResult], bool]]:
-    """Every criterion tree in the report with a label saying where it belongs."""
-    trees: list[tuple[str, list[CriterionResult], bool]] = []
+@dataclass(frozen=True)
+class _Tree:
+    """A criterion tree of the report: whose it is and a display label.
+
+    ``owners`` are the prefixes a work-up reference may use for this tree: the indication id
+    (or fitness trial id), and ``<product id>/<indication id>``.
+    """
+
+    owners: tuple[str, ...]
+    context: str
+    criteria: list[CriterionResult]
+    trial_derived: bool
+
+
+def _trees(ev: Evaluation) -> list[_Tree]:
+    """Every criterion tree in the report, labelled with where it belongs."""
+    trees: list[_Tree] = []
     for product in ev.products:
         for ind in product.indications:
-            trees.append((f"{product.product} ({product.brand}): {ind.name}", ind.criteria, False))
+            label = f"{product.product} ({product.brand}): {ind.name}"
+            trees.append(_Tree((ind.id, f"{product.id}/{ind.id}"), label, ind.criteria, False))
     for trial in ev.fitness:
-        trees.append((f"{trial.trial} (trial fitness)", trial.criteria, True))
+        trees.append(_Tree((trial.id,), f"{trial.trial} (trial fitness)", trial.criteria, True))
     return trees
 
 
-def _criterion_index(ev: Evaluation) -> dict[str, _Settled]:
-    index: dict[str, _Settled] = {}
-    for context, criteria, _ in _contexts(ev):
-        for criterion in _walk(criteria):
-            entry = index.setdefault(criterion.id, _Settled(criterion.id, criterion.text))
+_Found = tuple[CriterionResult, str]
+
+
+def _criterion_paths(ev: Evaluation) -> dict[str, list[_Found]]:
+    """Criterion lookup for work-up ``settles`` references: every (criterion, context) matching.
+
+    A work-up item names what it settles as ``<owner>/<criterion id>`` or
+    ``<owner>/<top criterion id>/<leaf id>`` (see ``actnav.eligibility.evaluate``), where the
+    owner is an indication or trial id, optionally prefixed by the product id; a bare criterion
+    id is accepted too. Indication ids repeat across products (``lbcl-after-2-lines``), so one
+    reference can match several trees: all matches are kept.
+    """
+    paths: dict[str, list[_Found]] = {}
+    for tree in _trees(ev):
+        keys: list[tuple[str, CriterionResult]] = []
+        for top in tree.criteria:
+            keys += [(f"{owner}/{top.id}", top) for owner in tree.owners]
+            for node in _walk(top.children):
+                keys += [(f"{owner}/{top.id}/{node.id}", node) for owner in tree.owners]
+        keys += [(node.id, node) for node in _walk(tree.criteria)]
+        for key, node in keys:
+            found = paths.setdefault(key, [])
+            if not any(seen is node and ctx == tree.context for seen, ctx in found):
+                found.append((node, tree.context))
+    return paths
+
+
+def _settled(refs: list[str], paths: dict[str, list[_Found]]) -> list[_Settled]:
+    """The criteria a work-up item settles, one entry per criterion with every place it occurs.
+
+    Only places where the criterion is unknown are named (that is what a work-up settles),
+    unless a reference matches no unknown criterion at all.
+    """
+    merged: dict[tuple[str, str], _Settled] = {}
+    for ref in refs:
+        matches = paths.get(ref, [])
+        unknown = [(node, ctx) for node, ctx in matches if node.result is Result.UNKNOWN]
+        if not matches:  # not in this report: show the reference as given
+            merged.setdefault((ref, ref), _Settled(ref, ref))
+        for node, context in unknown or matches:
+            entry = merged.setdefault((node.id, node.text), _Settled(node.id, node.text))
             if context not in entry.contexts:
                 entry.contexts.append(context)
-    return index
+    return list(merged.values())
 
 
 def _workup_groups(ev: Evaluation) -> list[_StepGroup]:
-    index = _criterion_index(ev)
+    paths = _criterion_paths(ev)
     groups: dict[str, _StepGroup] = {}
     for item in ev.workup:
         group = groups.setdefault(item.step, _StepGroup(item.step, item.step_name, []))
-        settles = [index.get(cid, _Settled(cid, cid)) for cid in item.settles]
-        group.items.append(_WorkupEntry(item, settles))
+        group.items.append(_WorkupEntry(item, _settled(item.settles, paths)))
     rank = {step: i for i, step in enumerate(STEP_ORDER)}
-    ordered = sorted(groups.values(), key=lambda g: rank.get(g.step, len(rank)))
-    return ordered
+    return sorted(groups.values(), key=lambda g: rank.get(g.step, len(rank)))
 
 
 def _unknowns(ev: Evaluation) -> list[_Unknown]:
     """Every unknown leaf criterion (groups only repeat their leaves' needs)."""
     found: list[_Unknown] = []
-    for context, criteria, trial_derived in _contexts(ev):
-        for criterion in _walk(criteria):
+    for tree in _trees(ev):
+        for criterion in _walk(tree.criteria):
             if criterion.result is Result.UNKNOWN and not criterion.children:
-                found.append(_Unknown(context, criterion, trial_derived))
+                found.append(_Unknown(tree.context, criterion, tree.trial_derived))
     return found
 
 
@@ -316,23 +374,62 @@ def _patient_line(ev: Evaluation) -> str:
     return f"{', '.join(parts)} (as of {ev.as_of.isoformat()})"
 
 
+_VERDICT_RANK = {Verdict.ELIGIBLE: 0, Verdict.NEEDS_INFORMATION: 1, Verdict.NOT_ELIGIBLE: 2}
+_TEXT_WIDTH = 120
+
+
+def _clip(text: str, width: int = _TEXT_WIDTH) -> str:
+    return text if len(text) <= width else text[: width - 3].rstrip() + "..."
+
+
+def _text_verdict_lines(ev: Evaluation) -> list[str]:
+    """Verdict lines for the terminal: eligible first, then needs information, then not eligible.
+
+    Each indication gets its verdict line and, when there is one, its first reason on the next
+    line; lines are clipped to fit a terminal.
+    """
+    entries: list[tuple[int, int, list[str]]] = []
+    for position, product in enumerate(ev.products):
+        name = f"{product.product} ({product.brand})"
+        for ind in product.indications:
+            marker = " [unconfirmed R/U]" if ind.unconfirmed else ""
+            tag = f"[{VERDICT_LABELS[ind.verdict].upper()}]"
+            more = f" (+{len(ind.reasons) - 1} more)" if len(ind.reasons) > 1 else ""
+            reason = f"{ind.reasons[0]}{more}" if ind.reasons else ""
+            lines = [_clip(f"  {tag:<20}{name}: {ind.name}{marker}")]
+            if reason:
+                lines.append(_clip(f"{'':22}- {reason}"))
+            entries.append((_VERDICT_RANK.get(ind.verdict, 3), position, lines))
+        if not product.indications:
+            state = "no indication in force" if product.approved_on_as_of else "not yet approved"
+            entries.append((4, position, [_clip(f"  {'[-]':<20}{name}: {state}")]))
+    entries.sort(key=lambda entry: (entry[0], entry[1]))
+    return [line for _, _, lines in entries for line in lines]
+
+
+def _disclaimer(ev: Evaluation) -> tuple[str, str]:
+    """The disclaimer as (headline, rest); the headline always says actnav does not replace clinicians."""
+    text = ev.disclaimer.strip()
+    if "not replace" in text:
+        head, sep, rest = text.partition(". ")
+        return (head + "." if sep else head), rest.strip()
+    return DISCLAIMER_HEADLINE, text
+
+
 def _context(ev: Evaluation) -> dict[str, Any]:
-    rows = []
+    counts = dict.fromkeys(VERDICT_LABELS, 0)
     for product in ev.products:
         for ind in product.indications:
-            rows.append({"product": product, "indication": ind})
-    counts = {v: 0 for v in VERDICT_LABELS}
-    for row in rows:
-        counts[row["indication"].verdict] += 1
+            counts[ind.verdict] += 1
     return {
         "ev": ev,
-        "rows": rows,
         "counts": counts,
         "Verdict": Verdict,
         "Result": Result,
         "workup_groups": _workup_groups(ev),
         "unknowns": _unknowns(ev),
         "patient_line": _patient_line(ev),
-        "disclaimer_headline": DISCLAIMER_HEADLINE,
+        "disclaimer": _disclaimer(ev),
+        "text_verdict_lines": _text_verdict_lines(ev),
         "fitness_banner": FITNESS_BANNER,
     }

@@ -85,7 +85,7 @@ def evaluate_patient(
     for pr in products:
         for ind in pr.indications:
             if ind.verdict is not Verdict.NOT_ELIGIBLE:
-                trees += [(f"{ind.id}/{c.id}", c) for c in ind.criteria]
+                trees += [(f"{pr.id}/{ind.id}/{c.id}", c) for c in ind.criteria]
     for fr in fitness:
         trees += [(f"{fr.id}/{c.id}", c) for c in fr.criteria]
     workup = _workup(trees, kb)

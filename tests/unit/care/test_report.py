@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 from datetime import date
+from pathlib import Path
 
 import pytest
 
@@ -177,21 +178,32 @@ def make_evaluation(*, deceased: bool = False) -> Evaluation:
     # Deliberately out of step order: the report must put history before labs before HLA.
     workup = [
         WorkupItemResult(
-            id="hla_typing", step="hla_typing", step_name="HLA typing",
-            text="High-resolution HLA-A typing.", settles=["afami.hla"],
+            id="hla_typing",
+            step="hla_typing",
+            step_name="HLA typing",
+            text="High-resolution HLA-A typing.",
+            settles=["afami-ss/afami.hla"],
         ),
         WorkupItemResult(
-            id="cbc", step="laboratory_tests", step_name="Laboratory tests",
-            text="Complete blood count with differential.", settles=[],
+            id="cbc",
+            step="laboratory_tests",
+            step_name="Laboratory tests",
+            text="Complete blood count with differential.",
+            settles=[],
         ),
         WorkupItemResult(
-            id="performance_status", step="physical_examination",
-            step_name="Physical examination", text="Record a current ECOG performance status.",
-            settles=["fit.eliana.ecog"],
+            id="performance_status",
+            step="physical_examination",
+            step_name="Physical examination",
+            text="Record a current ECOG performance status.",
+            settles=["eliana/fit.eliana.ecog"],
         ),
         WorkupItemResult(
-            id="treatment_history", step="medical_history", step_name="Medical history",
-            text="Complete the treatment history.", settles=["axi.lbcl.lines"],
+            id="treatment_history",
+            step="medical_history",
+            step_name="Medical history",
+            text="Complete the treatment history.",
+            settles=["axi.lbcl.lines"],
         ),
     ]
     return Evaluation(
@@ -268,8 +280,27 @@ def test_html_lists_the_work_up_steps_in_evaluation_order(evaluation: Evaluation
 
 def test_html_work_up_item_names_the_criteria_it_settles(evaluation: Evaluation) -> None:
     page = render_html(evaluation)
-    hla_item = page[page.index("High-resolution HLA-A typing.") :]
-    assert "HLA-A*02:01P" in hla_item[:600]
+    # Work-up items name criteria as "<indication or trial id>/<criterion id>" (or a bare id).
+    hla_item = page[page.index("High-resolution HLA-A typing.") :][:700]
+    assert "HLA-A*02:01P" in hla_item and "Tecelra" in hla_item
+    ecog_item = page[page.index("Record a current ECOG performance status.") :][:700]
+    assert "ECOG 0 or 1" in ecog_item and "ELIANA (trial fitness)" in ecog_item
+    history_item = page[page.index("Complete the treatment history.") :][:700]
+    assert "Two or more prior lines" in history_item
+
+
+def test_work_up_names_only_the_indication_where_a_shared_criterion_is_unknown() -> None:
+    # Indication ids repeat across products; the work-up reference "<indication>/<criterion>"
+    # must name the product where the criterion is still unknown, not every namesake.
+    ev = make_evaluation()
+    known = ev.products[1].indications[0]  # Yescarta, not_met
+    unknown = ev.products[2].indications[0]  # Tecelra, unknown
+    shared = known.model_copy(update={"id": unknown.id})
+    ev.products[1].indications[0] = shared
+    ev.products[1].indications[0].criteria[0] = known.criteria[0].model_copy(update={"id": "afami.hla"})
+    page = render_html(ev)
+    item = page[page.index("High-resolution HLA-A typing.") :][:700]
+    assert "Tecelra" in item and "Yescarta" not in item
 
 
 def test_html_escapes_markup_in_criterion_text(evaluation: Evaluation) -> None:
@@ -311,7 +342,7 @@ def test_text_contains_the_disclaimer_and_each_verdict(evaluation: Evaluation) -
     assert "supports clinicians, it does not replace them" in text
     assert evaluation.disclaimer in text
     assert "[ELIGIBLE]" in text and "[NOT ELIGIBLE]" in text and "[NEEDS INFORMATION]" in text
-    assert "not met: Two or more prior lines" in text
+    assert "- not met: Two or more prior lines" in text
 
 
 def test_text_is_plain_ascii_and_not_html_escaped(evaluation: Evaluation) -> None:
@@ -338,3 +369,10 @@ def test_json_round_trips_to_the_same_evaluation(evaluation: Evaluation) -> None
     text = render_json(evaluation)
     assert json.loads(text)["patient"]["id"] == "p1"
     assert Evaluation.model_validate_json(text) == evaluation
+
+
+def test_json_matches_the_published_schema(evaluation: Evaluation) -> None:
+    jsonschema = pytest.importorskip("jsonschema")
+    schema_path = Path(__file__).resolve().parents[3] / "schemas" / "evaluation.schema.json"
+    schema = json.loads(schema_path.read_text(encoding="utf-8"))
+    jsonschema.validate(json.loads(render_json(evaluation)), schema)

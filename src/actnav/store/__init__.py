@@ -1,0 +1,1 @@
+"""Persistence: SQLAlchemy tables and sessions (SQLite by default, PostgreSQL when configured)."""

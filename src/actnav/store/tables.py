@@ -1,0 +1,4 @@
+"""Imports every module that declares tables, so ``create_schema`` sees them all.
+
+Add one import per capability module here (``actnav.store.trials``, ``actnav.store.toxicity``).
+"""
