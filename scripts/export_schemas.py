@@ -4,6 +4,8 @@
   (:class:`actnav.eligibility.report_model.Evaluation`).
 * ``schemas/product.schema.json``: one product file under ``src/actnav/data/products/``
   (:class:`actnav.knowledge.models.Product`).
+* ``schemas/toxicity-input.schema.json``: the input of ``actnav toxicity grade``
+  (:mod:`actnav.toxicity.models`).
 
 The committed files must equal what this script generates; ``tests/unit/care/test_schemas.py``
 fails when a model changed and the script was not run.
@@ -29,10 +31,12 @@ def generate() -> dict[Path, str]:
     from actnav.care.report import schema_json
     from actnav.eligibility.report_model import Evaluation
     from actnav.knowledge.models import Product
+    from actnav.toxicity.models import export_schema
 
     return {
         SCHEMA_DIR / "evaluation.schema.json": schema_json(Evaluation),
         SCHEMA_DIR / "product.schema.json": schema_json(Product),
+        SCHEMA_DIR / "toxicity-input.schema.json": export_schema(),
     }
 
 

@@ -57,6 +57,18 @@ knowledge_app = typer.Typer(
 app.add_typer(knowledge_app, name="knowledge")
 
 
+def _mount_capabilities() -> None:
+    """Mount the capability sub-apps (each module imports only light code at import time)."""
+    from actnav.toxicity.cli import app as toxicity_app
+    from actnav.trials.cli import app as trials_app
+
+    app.add_typer(toxicity_app, name="toxicity", help="Grade CRS and ICANS after infusion; chart a course.")
+    app.add_typer(trials_app, name="trials", help="Import, sync and inspect clinical trial records.")
+
+
+_mount_capabilities()
+
+
 class OutputFormat(StrEnum):
     """Report formats of ``actnav evaluate``."""
 
@@ -359,8 +371,15 @@ def knowledge_schema(
 
 
 def main() -> None:
-    """Console-script entry point (``actnav``): run the CLI and exit with its status."""
-    app(prog_name="actnav")
+    """Console-script entry point (``actnav``): run the CLI and exit with its status.
+
+    Every command runs under the same guard, so an error from any capability (including the
+    mounted sub-apps) is one line on stderr with its documented exit code, never a traceback.
+    """
+    try:
+        _guard(lambda: app(prog_name="actnav"))
+    except typer.Exit as done:  # raised by the guard outside Click's own handling
+        sys.exit(done.exit_code)
 
 
 if __name__ == "__main__":  # pragma: no cover

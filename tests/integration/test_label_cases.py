@@ -69,12 +69,13 @@ def evaluation(patient: PatientRecord, as_of: date = AS_OF) -> Evaluation:
 def indication(ev: Evaluation, product_id: str, disease: str, which: str | None = None) -> IndicationResult:
     """The one indication of ``product_id`` for ``disease`` in force on the evaluation date.
 
-    ``which`` (a substring of the indication id) picks one when a product has several indications
+    ``which`` (the indication id, or a substring of it) picks one when a product has several indications
     for the same disease (e.g. second-line and third-line LBCL).
     """
     products = [p for p in ev.products if p.id == product_id]
     assert products, f"product {product_id} not evaluated; have {[p.id for p in ev.products]}"
     found = [i for i in products[0].indications if i.disease == disease and (which is None or which in i.id)]
+    found = [i for i in found if i.id == which] or found  # an exact id wins over a substring
     assert len(found) == 1, (
         f"expected one {product_id} indication for {disease!r} (which={which!r}) on {ev.as_of}, found "
         f"{[i.id for i in found]} among {[(i.id, i.disease) for i in products[0].indications]}"

@@ -134,18 +134,24 @@ def render_summary(ev: Evaluation) -> str:
         ev: the evaluation to summarise.
 
     Returns:
-        ASCII text ending in a newline: the patient line, one line per indication with its
-        verdict, and the number of work-up items.
+        ASCII text ending in a newline: the patient line, one line per eligible or
+        needs-information indication, the count of each verdict, the number of work-up items
+        and the disclaimer's headline.
     """
+    counts = _verdict_counts(ev)
     lines = [_patient_line(ev)]
+    if ev.patient.deceased:
+        lines.append("  DECEASED: verdicts are for review only")
     for product in ev.products:
         for ind in product.indications:
-            lines.append(
-                f"  {VERDICT_LABELS[ind.verdict]:<17} {product.product} ({product.brand}): {ind.name}"
-            )
-        if not product.indications:
-            lines.append(f"  {'-':<17} {product.product} ({product.brand}): no indication in force")
-    lines.append(f"  work-up: {len(ev.workup)} item(s). {_disclaimer(ev)[0]}")
+            if ind.verdict is not Verdict.NOT_ELIGIBLE:
+                tag = f"[{VERDICT_LABELS[ind.verdict]}]"
+                lines.append(_clip(f"  {tag:<20}{product.product} ({product.brand}): {ind.name}"))
+    lines.append(
+        f"  {counts[Verdict.ELIGIBLE]} eligible, {counts[Verdict.NEEDS_INFORMATION]} need information,"
+        f" {counts[Verdict.NOT_ELIGIBLE]} not eligible; {len(ev.workup)} work-up item(s)."
+    )
+    lines.append(f"  {_disclaimer(ev)[0]}")
     return to_ascii("\n".join(lines) + "\n")
 
 
@@ -257,9 +263,16 @@ class _StepGroup:
 
 @dataclass
 class _Unknown:
+    """An unknown leaf criterion and where it is.
+
+    ``decisive`` is False inside an indication that is already not eligible: settling it would
+    not change the verdict.
+    """
+
     context: str
     criterion: CriterionResult
     trial_derived: bool
+    decisive: bool
 
 
 def _walk(criteria: list[CriterionResult]) -> list[CriterionResult]:
@@ -282,6 +295,7 @@ class _Tree:
     context: str
     criteria: list[CriterionResult]
     trial_derived: bool
+    decided: bool = False
 
 
 def _trees(ev: Evaluation) -> list[_Tree]:
@@ -290,7 +304,9 @@ def _trees(ev: Evaluation) -> list[_Tree]:
     for product in ev.products:
         for ind in product.indications:
             label = f"{product.product} ({product.brand}): {ind.name}"
-            trees.append(_Tree((ind.id, f"{product.id}/{ind.id}"), label, ind.criteria, False))
+            owners = (ind.id, f"{product.id}/{ind.id}")
+            decided = ind.verdict is Verdict.NOT_ELIGIBLE
+            trees.append(_Tree(owners, label, ind.criteria, False, decided))
     for trial in ev.fitness:
         trees.append(_Tree((trial.id,), f"{trial.trial} (trial fitness)", trial.criteria, True))
     return trees
@@ -358,7 +374,7 @@ def _unknowns(ev: Evaluation) -> list[_Unknown]:
     for tree in _trees(ev):
         for criterion in _walk(tree.criteria):
             if criterion.result is Result.UNKNOWN and not criterion.children:
-                found.append(_Unknown(tree.context, criterion, tree.trial_derived))
+                found.append(_Unknown(tree.context, criterion, tree.trial_derived, not tree.decided))
     return found
 
 
@@ -416,18 +432,23 @@ def _disclaimer(ev: Evaluation) -> tuple[str, str]:
     return DISCLAIMER_HEADLINE, text
 
 
-def _context(ev: Evaluation) -> dict[str, Any]:
+def _verdict_counts(ev: Evaluation) -> dict[str, int]:
     counts = dict.fromkeys(VERDICT_LABELS, 0)
     for product in ev.products:
         for ind in product.indications:
             counts[ind.verdict] += 1
+    return counts
+
+
+def _context(ev: Evaluation) -> dict[str, Any]:
     return {
         "ev": ev,
-        "counts": counts,
+        "counts": _verdict_counts(ev),
         "Verdict": Verdict,
         "Result": Result,
         "workup_groups": _workup_groups(ev),
-        "unknowns": _unknowns(ev),
+        "unknowns": [u for u in _unknowns(ev) if u.decisive],
+        "moot_unknowns": [u for u in _unknowns(ev) if not u.decisive],
         "patient_line": _patient_line(ev),
         "disclaimer": _disclaimer(ev),
         "text_verdict_lines": _text_verdict_lines(ev),

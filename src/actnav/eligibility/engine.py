@@ -71,7 +71,7 @@ FactSource = Callable[[str], FactValue]
 class SourceInfo(BaseModel):
     """A criterion's source as shown in a report."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     citation: str
     section: str | None = None
@@ -103,10 +103,18 @@ class CriterionResult(BaseModel):
 
 
 def source_info(source: SourceRef | None, references: dict[str, Reference]) -> SourceInfo | None:
+    """The report form of a source reference.
+
+    Cached by object identity: the knowledge base is loaded once per process and the same few
+    hundred sources recur for every patient (hashing frozen pydantic models costs more).
+    """
     if source is None:
         return None
+    hit = _SOURCE_CACHE.get(id(source))
+    if hit is not None and hit[0] is source:
+        return hit[1]
     ref = references[source.ref]
-    return SourceInfo(
+    info = SourceInfo(
         citation=ref.citation,
         section=source.section,
         url=ref.url,
@@ -114,6 +122,11 @@ def source_info(source: SourceRef | None, references: dict[str, Reference]) -> S
         confirmed=source.verification.confirmed,
         note=source.note,
     )
+    _SOURCE_CACHE[id(source)] = (source, info)
+    return info
+
+
+_SOURCE_CACHE: dict[int, tuple[SourceRef, SourceInfo]] = {}
 
 
 def evaluate(
@@ -152,7 +165,7 @@ def evaluate(
         needs = "; ".join(
             dict.fromkeys(c.needs for c in children if c.result is Result.UNKNOWN and c.needs)
         )
-    return CriterionResult(
+    return _result(
         id=node.id,
         text=node.text,
         result=result,
@@ -162,6 +175,33 @@ def evaluate(
         source=source,
         unconfirmed=own_unconfirmed or any(child.unconfirmed for child in children),
         children=children,
+    )
+
+
+def _result(
+    *,
+    id: str,
+    text: str,
+    result: Result,
+    evidence: list[Evidence] | None = None,
+    needs: str | None = None,
+    workup: list[str] | None = None,
+    source: SourceInfo | None = None,
+    unconfirmed: bool = False,
+    children: list[CriterionResult] | None = None,
+) -> CriterionResult:
+    """Build a result without re-validating typed inputs (every field given: pydantic's
+    default factories are slow under ``model_construct``)."""
+    return CriterionResult.model_construct(
+        id=id,
+        text=text,
+        result=result,
+        evidence=evidence if evidence is not None else [],
+        needs=needs,
+        workup=workup if workup is not None else [],
+        source=source,
+        unconfirmed=unconfirmed,
+        children=children if children is not None else [],
     )
 
 
@@ -196,7 +236,7 @@ def _leaf(
     if not fact.known:
         missing = Result(node.if_missing)
         unknown = missing is Result.UNKNOWN
-        return CriterionResult(
+        return _result(
             id=node.id,
             text=node.text,
             result=missing,
@@ -207,7 +247,7 @@ def _leaf(
             unconfirmed=unconfirmed,
         )
     met = compare(node.op, fact.value, node.value)
-    return CriterionResult(
+    return _result(
         id=node.id,
         text=node.text,
         result=Result.MET if met else Result.NOT_MET,

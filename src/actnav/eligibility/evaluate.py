@@ -71,15 +71,21 @@ def evaluate_patient(
         return kb.facts[fact_id].workup
 
     products = [_evaluate_product(p, facts, workup_for, as_of) for p in kb.products]
+    # (product, disease) of every indication still possible: a pivotal trial's fitness criteria
+    # are shown only beside those (JULIET is not shown for an ALL patient).
     possible = {
-        pr.id for pr in products if any(i.verdict is not Verdict.NOT_ELIGIBLE for i in pr.indications)
+        (pr.id, i.disease)
+        for pr in products
+        for i in pr.indications
+        if i.verdict is not Verdict.NOT_ELIGIBLE
     }
     fitness = [
         _evaluate_fitness_trial(trial.id, trial.trial, trial.nct_id, trial.products,
                                 trial.criteria, facts, kb.fitness.references, workup_for,
                                 _source(trial.source, kb.fitness.references))
         for trial in kb.fitness.trials
-        if possible & set(trial.products)
+        if any(pid in trial.products and (not trial.diseases or disease in trial.diseases)
+               for pid, disease in possible)
     ]
     trees: list[tuple[str, CriterionResult]] = []
     for pr in products:

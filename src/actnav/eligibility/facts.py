@@ -307,7 +307,8 @@ def _prior_lines(f: PatientFacts) -> FactValue:
     if not counted.certain:
         names = ", ".join(t.text for t in counted.undated)
         return f.unknown("prior_lines", f"start dates or line numbers for: {names}", ev)
-    return f.known("prior_lines", float(len(counted.lines)), ev)
+    total = Evidence(value=len(counted.lines), unit="lines", note="counted by the documented line rule")
+    return f.known("prior_lines", float(len(counted.lines)), [total, *ev])
 
 
 @resolver("prior_drug_classes")

@@ -34,6 +34,9 @@ from actnav.knowledge.models import (
 
 M = TypeVar("M", bound=BaseModel)
 
+# libyaml's C loader is about seven times faster; the pure-Python one is the fallback.
+_SafeLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
 
 def data_root() -> Traversable:
     """The package's ``data`` folder."""
@@ -44,7 +47,7 @@ def read_yaml(path: Traversable, label: str | None = None) -> Any:
     """Parse one YAML file, raising :class:`DataFileError` naming it on failure."""
     name = label or path.name
     try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
+        return yaml.load(path.read_text(encoding="utf-8"), Loader=_SafeLoader)  # noqa: S506
     except (OSError, yaml.YAMLError) as exc:
         raise DataFileError(f"cannot read YAML: {exc}", where=name) from exc
 

@@ -232,6 +232,11 @@ class FitnessTrial(_Strict):
     trial: str
     nct_id: str | None = None
     products: tuple[str, ...]
+    diseases: tuple[str, ...] = Field(
+        default=(),
+        description="Disease concepts the trial enrolled; shown only beside a still-possible indication "
+        "of one of these diseases (empty: any indication of the products).",
+    )
     criteria: tuple[Criterion, ...]
     source: SourceRef
 

@@ -2,3 +2,6 @@
 
 Add one import per capability module here (``actnav.store.trials``, ``actnav.store.toxicity``).
 """
+
+import actnav.store.toxicity  # noqa: F401
+from actnav.store import trials as _trials  # noqa: F401

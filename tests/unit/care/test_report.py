@@ -337,6 +337,15 @@ def test_html_lists_every_unknown_leaf_in_what_actnav_could_not_decide(
     assert "tisa.ball.age" not in section
 
 
+def test_unknowns_of_not_eligible_indications_are_listed_apart(evaluation: Evaluation) -> None:
+    moot = _leaf("axi.lbcl.lvef", "LVEF 40% or more", Result.UNKNOWN, needs="unknown: needs an LVEF")
+    evaluation.products[1].indications[0].criteria.append(moot)
+    page = render_html(evaluation)
+    section = page[page.index('id="unknowns"') :]
+    apart = section.index("Also unknown, in indications already not eligible")
+    assert section.index("afami.hla") < apart < section.index("axi.lbcl.lvef")
+
+
 def test_text_contains_the_disclaimer_and_each_verdict(evaluation: Evaluation) -> None:
     text = render_text(evaluation)
     assert "supports clinicians, it does not replace them" in text
@@ -359,10 +368,13 @@ def test_text_lists_work_up_in_step_order(evaluation: Evaluation) -> None:
     assert positions == sorted(positions)
 
 
-def test_summary_has_one_line_per_indication(evaluation: Evaluation) -> None:
+def test_summary_names_the_possible_indications_and_counts_the_rest(evaluation: Evaluation) -> None:
     lines = render_summary(evaluation).splitlines()
     assert lines[0].startswith("Patient p1: 24 y, female")
-    assert sum("Kymriah" in line or "Yescarta" in line or "Tecelra" in line for line in lines) == 3
+    assert any("[eligible]" in line and "Kymriah" in line for line in lines)
+    assert any("[needs information]" in line and "Tecelra" in line for line in lines)
+    assert not any("Yescarta" in line for line in lines)
+    assert "1 eligible, 1 need information, 1 not eligible; 4 work-up item(s)." in lines[-2]
 
 
 def test_json_round_trips_to_the_same_evaluation(evaluation: Evaluation) -> None:

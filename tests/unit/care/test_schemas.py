@@ -30,10 +30,10 @@ def generated() -> dict[Path, str]:
 
 def test_the_script_publishes_the_evaluation_and_product_schemas(generated: dict[Path, str]) -> None:
     names = sorted(path.name for path in generated)
-    assert names == ["evaluation.schema.json", "product.schema.json"]
+    assert names == ["evaluation.schema.json", "product.schema.json", "toxicity-input.schema.json"]
 
 
-@pytest.mark.parametrize("name", ["evaluation.schema.json", "product.schema.json"])
+@pytest.mark.parametrize("name", ["evaluation.schema.json", "product.schema.json", "toxicity-input.schema.json"])
 def test_committed_schema_equals_the_generated_one(generated: dict[Path, str], name: str) -> None:
     path = ROOT / "schemas" / name
     assert path.is_file(), f"schemas/{name} is missing: {FIX}"

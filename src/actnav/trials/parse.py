@@ -1,0 +1,1641 @@
+"""Turn one eligibility criterion into a typed criterion tree, or mark it for review.
+
+A criterion (:class:`~actnav.trials.criteria_text.CriterionText`) becomes a
+:class:`~actnav.knowledge.models.Criterion` tree of the same kind as the product labels use, so the
+three-valued engine evaluates trials and labels alike:
+
+* Leaves name facts of ``facts.yaml`` or of ``data/trials/trial-facts.yaml``; numbers are converted
+  to the fact's canonical UCUM unit with pint ("ANC ≥ 1000/µL" -> ``anc ge 1.0 10*9/L``).
+* Exclusion criteria are negated: "ANC < 1000/uL" becomes ``not (anc lt 1.0 10*9/L)``; several
+  typed parts of one exclusion exclude on their own (``not any_of``).
+* What is not understood becomes a leaf on ``needs_review`` (never resolvable: always unknown),
+  carrying the original text, so nothing is dropped and nothing is silently met. A criterion that is
+  only partly typed keeps its typed parts where that is sound (an inclusion requirement is still
+  required; an exclusion part excludes only when its clause was fully read) next to the review leaf.
+* Negation, hedging and conditions ("no", "negative for", "unless", "except", "if", "for patients
+  with", "at the discretion of") are read with medspacy's ConText over the typed spans plus the
+  rules of ``parse-rules.yaml``. A hedged or conditional criterion goes to review whole, with the
+  partial parse kept as a note: a wrong hard rule is worse than an open question.
+
+The rules (analyte names, unit spellings, comparator phrases, performance-status conversions with
+their source) are data: ``data/trials/parse-rules.yaml``, validated on load.
+"""
+
+from __future__ import annotations
+
+import importlib
+import itertools
+import math
+import re
+import warnings
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from functools import cache
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from actnav.knowledge.loader import data_root, parse_file, read_yaml
+from actnav.knowledge.models import Criterion, FactCatalogue, Operator, Reference, Scalar, SourceRef
+from actnav.trials.criteria_text import CriterionText
+
+if TYPE_CHECKING:
+    from spacy.language import Language
+    from spacy.tokens import Span
+
+__all__ = [
+    "LeafSpan",
+    "ParseRules",
+    "ParsedCriterion",
+    "Threshold",
+    "find_thresholds",
+    "load_rules",
+    "parse_criteria",
+    "parse_criterion",
+    "to_canonical",
+    "trial_facts",
+]
+
+NEEDS_REVIEW = "needs_review"
+Status = Literal["typed", "partial", "review"]
+Cmp = Literal["ge", "le", "gt", "lt", "eq", "between"]
+
+
+# --- rule file schema ----------------------------------------------------------------------------
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ComparatorRule(_Strict):
+    op: Literal["ge", "le", "gt", "lt", "eq"]
+    patterns: tuple[str, ...]
+
+
+class UnitDef(_Strict):
+    ucum: str
+    pint: str
+
+
+class UnitAlias(_Strict):
+    ucum: str
+    pattern: str
+
+
+class AnalyteRule(_Strict):
+    fact: str
+    names: tuple[str, ...]
+    plausible: tuple[float, float]
+    bare_units: tuple[str, ...] = ()
+    molar_mass: float | None = Field(default=None, description="g/mol, for mass <-> substance.")
+    uln_only: bool = False
+
+
+class PsBand(_Strict):
+    ecog: int
+    karnofsky_min: int
+    karnofsky_max: int
+
+
+class PerformanceRules(_Strict):
+    ecog_names: tuple[str, ...]
+    karnofsky_names: tuple[str, ...]
+    lansky_names: tuple[str, ...]
+    generic_names: tuple[str, ...]
+    ecog_karnofsky: tuple[PsBand, ...]
+    source: SourceRef
+
+
+class LeafSpec(_Strict):
+    fact: str
+    op: Operator
+    value: Scalar
+
+
+class ConceptRule(_Strict):
+    id: str
+    names: tuple[str, ...]
+    present: LeafSpec
+    absent: LeafSpec
+    exclusion_only: bool = False
+    inclusion_only: bool = False
+
+
+class TherapyRule(_Strict):
+    fact: Literal["prior_drug_classes", "prior_transplant"]
+    code: str
+    names: tuple[str, ...]
+
+
+class WashoutRule(_Strict):
+    fact: str
+    names: tuple[str, ...]
+
+
+class DiseaseRule(_Strict):
+    concept: str
+    names: tuple[str, ...]
+
+
+class AntigenRules(_Strict):
+    fact: str
+    names: dict[str, tuple[str, ...]]
+    positive: tuple[str, ...]
+
+
+class SexRules(_Strict):
+    female: tuple[str, ...]
+    male: tuple[str, ...]
+    any: tuple[str, ...]
+
+
+class ContextRuleDef(_Strict):
+    literal: str
+    category: Literal["CONDITION", "HEDGE"]
+    direction: Literal["FORWARD", "BACKWARD", "BIDIRECTIONAL"] = "BIDIRECTIONAL"
+
+
+class ParseRules(_Strict):
+    """``data/trials/parse-rules.yaml``."""
+
+    schema_version: Literal[1] = 1
+    version: str
+    references: dict[str, Reference]
+    comparators: tuple[ComparatorRule, ...]
+    postfix_comparators: tuple[ComparatorRule, ...]
+    range_joiners: tuple[str, ...]
+    units: tuple[UnitDef, ...]
+    unit_aliases: tuple[UnitAlias, ...]
+    analytes: tuple[AnalyteRule, ...]
+    performance: PerformanceRules
+    concepts: tuple[ConceptRule, ...]
+    therapies: tuple[TherapyRule, ...]
+    washouts: tuple[WashoutRule, ...]
+    diseases: tuple[DiseaseRule, ...]
+    antigens: AntigenRules
+    sex: SexRules
+    filler_words: tuple[str, ...]
+    context_rules: tuple[ContextRuleDef, ...]
+    alternative_parent_cues: tuple[str, ...]
+
+
+@cache
+def load_rules() -> ParseRules:
+    """The parse rules, validated (cached per process).
+
+    Raises:
+        DataFileError: the file is unreadable or fails its schema.
+    """
+    name = "trials/parse-rules.yaml"
+    return parse_file(ParseRules, read_yaml(data_root() / "trials" / "parse-rules.yaml", name), name)
+
+
+@cache
+def trial_facts() -> FactCatalogue:
+    """The trial fact catalogue (``data/trials/trial-facts.yaml``)."""
+    name = "trials/trial-facts.yaml"
+    return parse_file(FactCatalogue, read_yaml(data_root() / "trials" / "trial-facts.yaml", name), name)
+
+
+@cache
+def _fact_units() -> dict[str, str | None]:
+    """Canonical unit of every fact a parsed leaf may name (facts.yaml + trial-facts.yaml)."""
+    base = parse_file(FactCatalogue, read_yaml(data_root() / "facts.yaml"), "facts.yaml")
+    units = {f.id: f.unit for f in base.facts}
+    units.update({f.id: f.unit for f in trial_facts().facts})
+    return units
+
+
+# --- compiled patterns ---------------------------------------------------------------------------
+
+_NUMBER_WORDS = {
+    "zero": 0,
+    "one": 1,
+    "two": 2,
+    "three": 3,
+    "four": 4,
+    "five": 5,
+    "six": 6,
+    "seven": 7,
+    "eight": 8,
+    "nine": 9,
+    "ten": 10,
+    "eleven": 11,
+    "twelve": 12,
+    "fifteen": 15,
+    "twenty": 20,
+    "thirty": 30,
+    "forty": 40,
+    "fifty": 50,
+    "sixty": 60,
+    "seventy": 70,
+    "eighty": 80,
+    "ninety": 90,
+}
+_NUM = (
+    r"(?<![\w.,/^*])(?:\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?|\.\d+)(?![\d])"
+    r"|\b(?:" + "|".join(_NUMBER_WORDS) + r")\b"
+)
+_TIME_UNITS = {"a", "mo", "wk", "d", "h", "min"}
+_DOSE_UNITS = {"mg/kg", "mg/d", "mg/m2", "mg", "Gy"}
+_ORDINAL_BEFORE = re.compile(
+    r"\b(?:grade|grades|stage|stages|class|type|phase|step|cycle|cycles|day|part|cohort|version|section|item|"
+    r"visit|trial|CTCAE|NYHA|v|version|level|tier|category|figure|table)\s*$",
+    re.IGNORECASE,
+)
+_TEMPORAL_LEFT = re.compile(
+    r"(?:\bwithin|\bin\s+the\s+(?:last|past|previous|preceding)|\bduring\s+the\s+(?:last|past)|\blast|\bpast|"
+    r"\bfor|\bprevious|\bpreceding|\bover\s+the\s+(?:last|past))\s+(?:the\s+)?(?:\S+\s+){0,2}$",
+    re.IGNORECASE,
+)
+_TEMPORAL_RIGHT = re.compile(
+    r"^\s*(?:\)|,)?\s*(?:(?:or\s+(?:more|less|longer|greater))\s+)?(?:prior|before|after|since|ago|from|following|"
+    r"preceding|of\s+(?:the\s+)?(?:start|first|initiation|enrol|study|screening|registration|randomi|"
+    r"treatment|infusion|day|last|leukapheresis|apheresis|lymphodepl|cell|protocol|consent)|"
+    r"(?:have|has|must)\s+(?:have\s+)?elapsed|apart|duration|in\s+duration|post|earlier|before|previously|"
+    r"or\s+(?:5|five)\s+half)",
+    re.IGNORECASE,
+)
+_ENTITY_GAP = re.compile(
+    r"^(?:\s|[,:()\[\]]|\b(?:count|counts|level|levels|value|values|of|is|are|be|must|should|at|test|result|"
+    r"concentration|measured|by|as|score|status|ps|grade|the|in|serum|plasma|blood|total|absolute|"
+    r"institutional|mean|calculated|estimated|using|cockcroft[-\s]*gault|formula|mdrd|ckd-?epi|echo\w*|muga|"
+    r"scan|on|room|air|without|with|need|requirement|for|transfusion|support|aged?|years?|old|"
+    r"equation|method|per|ml/min|or|and|\(.{0,30}?\))\b)*$",
+    re.IGNORECASE,
+)
+
+
+@dataclass(frozen=True)
+class _Compiled:
+    prefix: re.Pattern[str]
+    prefix_ops: tuple[tuple[re.Pattern[str], Cmp], ...]
+    postfix: tuple[tuple[re.Pattern[str], Cmp], ...]
+    joiner: re.Pattern[str]
+    units: tuple[tuple[re.Pattern[str], str], ...]
+    number: re.Pattern[str]
+    analytes: tuple[tuple[re.Pattern[str], AnalyteRule], ...]
+    ps: tuple[tuple[re.Pattern[str], str], ...]
+    concepts: tuple[tuple[re.Pattern[str], ConceptRule], ...]
+    therapies: tuple[tuple[re.Pattern[str], TherapyRule], ...]
+    washouts: tuple[tuple[re.Pattern[str], WashoutRule], ...]
+    diseases: tuple[tuple[re.Pattern[str], DiseaseRule], ...]
+    antigens: tuple[tuple[re.Pattern[str], str], ...]
+    antigen_positive_after: re.Pattern[str]
+    antigen_positive_before: re.Pattern[str]
+    sex_female: tuple[re.Pattern[str], ...]
+    sex_male: tuple[re.Pattern[str], ...]
+    sex_any: tuple[re.Pattern[str], ...]
+    alternative_parent: tuple[re.Pattern[str], ...]
+    filler: frozenset[str]
+
+
+def _rx(pattern: str) -> re.Pattern[str]:
+    return re.compile(pattern, re.IGNORECASE)
+
+
+def _alt(patterns: Iterable[str]) -> str:
+    return "(?:" + "|".join(f"(?:{p})" for p in patterns) + ")"
+
+
+@cache
+def _compiled() -> _Compiled:
+    rules = load_rules()
+    prefix_ops = tuple((_rx(_alt(r.patterns) + "$"), r.op) for r in rules.comparators)
+    all_prefix = _rx(
+        r"(?:(?<=\W)|^|(?=[<>=≥≤⩾⩽≧≦＜＞]))" + _alt(p for r in rules.comparators for p in r.patterns) + "$"
+    )
+    perf = rules.performance
+    ps = (
+        *((_rx(p), "ecog") for p in perf.ecog_names),
+        *((_rx(p), "karnofsky") for p in perf.karnofsky_names),
+        *((_rx(p), "lansky") for p in perf.lansky_names),
+        *((_rx(p), "ps") for p in perf.generic_names),
+    )
+    return _Compiled(
+        prefix=all_prefix,
+        prefix_ops=prefix_ops,
+        postfix=tuple((_rx("^" + _alt(r.patterns)), r.op) for r in rules.postfix_comparators),
+        joiner=_rx("^" + _alt(rules.range_joiners)),
+        units=tuple((_rx("^" + u.pattern), u.ucum) for u in rules.unit_aliases),
+        number=_rx(_NUM),
+        analytes=tuple((_rx(_alt(a.names)), a) for a in rules.analytes),
+        ps=ps,
+        concepts=tuple((_rx(_alt(c.names)), c) for c in rules.concepts),
+        therapies=tuple((_rx(_alt(t.names)), t) for t in rules.therapies),
+        washouts=tuple((_rx(_alt(w.names)), w) for w in rules.washouts),
+        diseases=tuple((_rx(_alt(d.names)), d) for d in rules.diseases),
+        antigens=tuple((_rx(_alt(names)), code) for code, names in rules.antigens.names.items()),
+        antigen_positive_after=_rx("^" + rules.antigens.positive[0]),
+        antigen_positive_before=_rx(rules.antigens.positive[1] + "$"),
+        sex_female=tuple(_rx(p) for p in rules.sex.female),
+        sex_male=tuple(_rx(p) for p in rules.sex.male),
+        sex_any=tuple(_rx(p) for p in rules.sex.any),
+        alternative_parent=tuple(_rx(p) for p in rules.alternative_parent_cues),
+        filler=frozenset(w.lower() for w in rules.filler_words),
+    )
+
+
+# --- units (pint) --------------------------------------------------------------------------------
+
+
+@cache
+def _registry() -> Any:
+    """The pint registry: ``actnav.patient.units`` when it provides one, else our own."""
+    try:
+        module = importlib.import_module("actnav.patient.units")
+    except ImportError:
+        module = None
+    if module is not None:
+        for name in ("ureg", "UREG", "registry", "unit_registry"):
+            reg = getattr(module, name, None)
+            if callable(reg) and not hasattr(reg, "Quantity"):
+                reg = reg()
+            if reg is not None and hasattr(reg, "Quantity"):
+                return reg
+    import pint
+
+    return pint.UnitRegistry()
+
+
+@cache
+def _pint_expr() -> dict[str, str]:
+    return {u.ucum: u.pint for u in load_rules().units}
+
+
+def to_canonical(value: float, unit: str, target: str, molar_mass: float | None = None) -> float | None:
+    """Convert a value between UCUM units with pint.
+
+    Args:
+        value: the number as written.
+        unit: its UCUM unit (from the unit alias table).
+        target: the fact's canonical UCUM unit.
+        molar_mass: g/mol, to convert between mass and substance concentrations.
+
+    Returns:
+        The converted value, or None when the units are not commensurable (or unknown).
+    """
+    if unit == target:
+        return value
+    if "{xULN}" in (unit, target) or ("{score}" in (unit, target) and unit != "1"):
+        return None
+    exprs = _pint_expr()
+    if unit not in exprs or target not in exprs:
+        return None
+    reg = _registry()
+    try:
+        qty = value * reg.parse_expression(exprs[unit])
+        goal = 1 * reg.parse_expression(exprs[target])
+        if qty.dimensionality != goal.dimensionality and molar_mass is not None:
+            mass = reg.Quantity(molar_mass, "gram / mole")
+            qty = qty * mass if "[substance]" in str(qty.dimensionality) else qty / mass
+        return float((qty / goal).to("dimensionless").magnitude)
+    except Exception:  # pint raises several error types for incommensurable units
+        return None
+
+
+# --- thresholds ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Threshold:
+    """A comparison found in text: comparator, value(s), unit, and the entity it constrains.
+
+    Attributes:
+        op: ge, le, gt, lt, eq, or between (``value`` .. ``value2``).
+        value / value2: numbers as written (commas removed; number words read).
+        unit: UCUM code of the unit as written (None when absent or not recognised).
+        unit_text: the unit as written.
+        span: characters of the comparison (comparator, values, unit) in the text.
+        entity: the fact (or ``ecog`` / ``karnofsky`` / ``lansky`` / ``ps``) it constrains, if known.
+        entity_span: where the entity is named.
+        entity_text: the words naming the entity (the nearest noun phrase when no fact is known).
+        temporal: a time window or duration ("within 4 weeks", "at least 28 days since").
+        extra_entities: further facts sharing the threshold ("ALT and AST ≤ 2.5 x ULN").
+    """
+
+    op: Cmp
+    value: float
+    value2: float | None
+    unit: str | None
+    unit_text: str | None
+    span: tuple[int, int]
+    entity: str | None = None
+    entity_span: tuple[int, int] | None = None
+    entity_text: str | None = None
+    temporal: bool = False
+    extra_entities: tuple[tuple[str, tuple[int, int]], ...] = ()
+    values: tuple[float, ...] = ()
+
+
+def _num(text: str) -> float:
+    word = _NUMBER_WORDS.get(text.lower())
+    if word is not None:
+        return float(word)
+    return float(text.replace(",", ""))
+
+
+def _unit_at(text: str, pos: int) -> tuple[str, int, int] | None:
+    """A unit starting at ``pos`` (after optional spaces): UCUM code, start, end."""
+    j = pos
+    while j < len(text) and text[j] == " ":
+        j += 1
+    rest = text[j:]
+    for pattern, ucum in _compiled().units:
+        m = pattern.match(rest)
+        if m and m.end() > 0:
+            return ucum, j, j + m.end()
+    return None
+
+
+def _prefix_op(text: str, pos: int) -> tuple[Cmp, int] | None:
+    """The comparator ending at ``pos``: op and its start."""
+    window = text[max(0, pos - 45) : pos]
+    comp = _compiled()
+    m = comp.prefix.search(window)
+    if m is None:
+        return None
+    phrase = m.group(0)
+    for pattern, op in comp.prefix_ops:
+        if pattern.fullmatch(phrase):
+            return op, pos - len(phrase)
+    return None
+
+
+def _raw_thresholds(text: str) -> Iterator[Threshold]:
+    comp = _compiled()
+    numbers = list(comp.number.finditer(text))
+    used_until = 0
+    for i, m in enumerate(numbers):
+        if m.start() < used_until:
+            continue
+        start, end = m.span()
+        # numbers glued to letters are identifiers (CD19, HER2, IL-6), not values
+        before = text[max(0, start - 2) : start]
+        if re.search(r"[A-Za-z]-?$", before) and not re.search(
+            r"(?:[<>=≥≤~]|\bx|\bto|\bof|\bor)\s*$", before
+        ):
+            continue
+        after = text[end : end + 2]
+        if re.match(r"[/:]\d", after):
+            continue
+        if re.match(r"\s*(?:st|nd|rd|th)\b", text[end : end + 4]) and not text[start:end].isalpha():
+            continue
+        v1 = _num(m.group(0))
+        op_found = _prefix_op(text, start)
+        if _ORDINAL_BEFORE.search(
+            text[max(0, (op_found[1] if op_found else start) - 12) : (op_found[1] if op_found else start)]
+        ):
+            continue
+        op: Cmp | None = op_found[0] if op_found else None
+        span_start = op_found[1] if op_found else start
+        unit = _unit_at(text, end)
+        cursor = unit[2] if unit else end
+        v2: float | None = None
+        values: tuple[float, ...] = (v1,)
+        between_prefix = re.search(
+            r"\b(?:between|from)\s+(?:the\s+)?(?:ages?\s+(?:of\s+)?)?$",
+            text[max(0, start - 25) : start],
+            re.IGNORECASE,
+        )
+        nxt = numbers[i + 1] if i + 1 < len(numbers) else None
+        if (nxt is not None and op not in ("ge", "gt", "le", "lt")) or (nxt is not None and between_prefix):
+            assert nxt is not None
+            gap = text[cursor : nxt.start()]
+            joined = comp.joiner.fullmatch(gap) if gap else None
+            if (
+                joined is None
+                and between_prefix
+                and re.fullmatch(r"\s*(?:\w+\s+){0,2}?(?:and|to|-|–)\s*", gap, re.IGNORECASE)
+            ):
+                joined = re.match(r".*", gap)
+            if joined is not None:
+                v2 = _num(nxt.group(0))
+                values = (v1, v2)
+                unit2 = _unit_at(text, nxt.end())
+                if unit2 is not None:
+                    unit = unit2
+                cursor = unit2[2] if unit2 else nxt.end()
+                used_until = cursor
+                op = "between"
+                if between_prefix:
+                    span_start = start - len(between_prefix.group(0))
+            elif op is None or op == "eq":
+                # "0 or 1", "0, 1, or 2": integer score lists
+                lst = re.match(r"((?:\s*,\s*\d(?!\d))*\s*,?\s*(?:or|and)\s+\d(?!\d|\.\d))", text[cursor:])
+                if lst and float(v1).is_integer() and v1 <= 5:
+                    nums = [float(x) for x in re.findall(r"\d", lst.group(1))]
+                    values = (v1, *nums)
+                    v2 = max(values)
+                    v1 = min(values)
+                    op = "between"
+                    cursor += lst.end()
+                    used_until = cursor
+        post = None
+        if op is None or op == "eq":
+            skip = re.match(r"\s*(?:of\s+age|old|of\s+life)\b", text[cursor:], re.IGNORECASE)
+            base = cursor + (skip.end() if skip else 0)
+            for pattern, pop in comp.postfix:
+                pm = pattern.match(text[base:])
+                if pm:
+                    post = pop
+                    cursor = base + pm.end()
+                    break
+            if post is not None:
+                op = post
+        if op is None:
+            continue
+        unit_code = unit[0] if unit else None
+        unit_text = text[unit[1] : unit[2]] if unit else None
+        if unit_code is not None and op == "between" and v2 is None:
+            continue
+        left = text[max(0, span_start - 40) : span_start]
+        op_text = text[span_start:start]
+        temporal = unit_code in _TIME_UNITS and (
+            bool(_TEMPORAL_LEFT.search(left))
+            or bool(_TEMPORAL_RIGHT.match(text[cursor : cursor + 40]))
+            or bool(re.search(r"within|last|past|previous|preceding", op_text, re.IGNORECASE))
+        )
+        if (
+            unit_code is None
+            and op != "between"
+            and re.match(
+                r"\s+(?!(?:or|and|to|at|in|on|for|with|if|of|as|by|"
+                r"but|points?|score|x|times|fold|per|from|prior|"
+                r"before|after|on)\b)[a-z]{3,}",
+                text[cursor:],
+            )
+        ):
+            continue  # "at least two permanent teeth": a count, not a threshold
+        if unit_code in _DOSE_UNITS:
+            continue  # doses are not patient thresholds
+        yield Threshold(
+            op=op,
+            value=v1,
+            value2=v2,
+            unit=unit_code,
+            unit_text=unit_text,
+            span=(span_start, cursor),
+            temporal=temporal,
+            values=values,
+        )
+        used_until = max(used_until, cursor)
+
+
+def _entity_mentions(text: str) -> list[tuple[int, int, str]]:
+    """All analyte and performance-scale mentions, longest first at each place, without overlaps."""
+    comp = _compiled()
+    found: list[tuple[int, int, str]] = []
+    for pattern, rule in comp.analytes:
+        for m in pattern.finditer(text):
+            if m.end() > m.start():
+                found.append((m.start(), m.end(), rule.fact))
+    for pattern, scale in comp.ps:
+        for m in pattern.finditer(text):
+            found.append((m.start(), m.end(), scale))
+    found.sort(key=lambda f: (f[0], -(f[1] - f[0])))
+    out: list[tuple[int, int, str]] = []
+    for start, end, fact in found:
+        if out and start < out[-1][1]:
+            prev = out[-1]
+            # the same words can name an absolute count and its ULN multiple: keep both
+            if (start, end) == prev[:2]:
+                out.append((start, end, fact))
+            continue
+        out.append((start, end, fact))
+    return out
+
+
+def _link(text: str, th: Threshold, mentions: list[tuple[int, int, str]], floor: int) -> Threshold:
+    """Attach the entity a threshold constrains: the nearest mention before it in the clause,
+    else one right after it ("18 years of age", "2 prior lines")."""
+    start, end = th.span
+    chosen: list[tuple[int, int, str]] = []
+    for m_start, m_end, fact in reversed(mentions):
+        if m_end > start or m_end < floor:
+            continue
+        gap = text[m_end:start]
+        if chosen:
+            last = chosen[-1]
+            between = text[m_end : last[0]]
+            if (m_start, m_end) == last[:2] or re.fullmatch(
+                r"[\s()]*(?:/|,|and|or|and/or|&)?[\s()]*(?:serum\s+)?", between, re.IGNORECASE
+            ):
+                chosen.append((m_start, m_end, fact))
+                continue
+            break
+        if _ENTITY_GAP.match(gap) and len(gap) <= 60:
+            chosen.append((m_start, m_end, fact))
+            continue
+        break
+    if not chosen:
+        after = text[end : end + 40]
+        for m_start, m_end, fact in mentions:
+            if (
+                m_start >= end
+                and re.fullmatch(
+                    r"\s*(?:of\s+|or\s+more\s+|or\s+older\s+|\(\w+\)\s*)?(?:prior\s+|previous\s+)?",
+                    text[end:m_start],
+                    re.IGNORECASE,
+                )
+                and m_start - end <= len(after)
+            ):
+                chosen.append((m_start, m_end, fact))
+                break
+    if not chosen:
+        return th
+    chosen.sort()
+    # prefer the fact that fits the unit (ULN multiples vs absolute values)
+    facts = _fit_unit(chosen, th.unit)
+    if not facts:
+        return th
+    first = facts[0]
+    return Threshold(
+        op=th.op,
+        value=th.value,
+        value2=th.value2,
+        unit=th.unit,
+        unit_text=th.unit_text,
+        span=th.span,
+        entity=first[2],
+        entity_span=(first[0], first[1]),
+        entity_text=text[first[0] : first[1]],
+        temporal=th.temporal,
+        extra_entities=tuple((f[2], (f[0], f[1])) for f in facts[1:]),
+        values=th.values,
+    )
+
+
+def _fit_unit(chosen: list[tuple[int, int, str]], unit: str | None) -> list[tuple[int, int, str]]:
+    rules = {a.fact: a for a in load_rules().analytes}
+    out: list[tuple[int, int, str]] = []
+    for start, end, fact in chosen:
+        rule = rules.get(fact)
+        if rule is not None:
+            if unit == "{xULN}":
+                if not rule.uln_only and any(
+                    r.uln_only and (s, e) == (start, end) for s, e, f in chosen for r in [rules.get(f)] if r
+                ):
+                    continue
+            elif (rule.uln_only and unit is not None) or (
+                rule.uln_only and any(s == start and f != fact for s, _e, f in chosen)
+            ):
+                continue
+        if all((s, e) != (start, end) for s, e, _f in out):
+            out.append((start, end, fact))
+    return out
+
+
+_GENERIC_ENTITY = re.compile(r"([A-Za-z][\w'\-/]*(?:\s+[A-Za-z][\w'\-/]*){0,3})\s*(?:\([^)]*\))?\s*[:=]?\s*$")
+_STOP_ENTITY = re.compile(
+    r"\b(?:is|are|be|must|should|of|with|than|a|an|the|or|and|at|least|greater|less|more|equal|to|"
+    r"no|not|over|under|above|below|have|has|value|level|count)\b",
+    re.IGNORECASE,
+)
+
+
+def find_thresholds(text: str) -> list[Threshold]:
+    """Every numeric comparison in ``text`` with the entity it constrains.
+
+    This is the threshold stage of :func:`parse_criterion`, exposed for the LCT benchmark. Entities
+    are facts when an analyte name from the rules is found next to the comparison, else the nearest
+    preceding words (``entity_text``) with ``entity`` None.
+
+    Args:
+        text: criterion text (unescaped).
+
+    Returns:
+        Thresholds in text order.
+    """
+    mentions = _entity_mentions(text)
+    out: list[Threshold] = []
+    floor = 0
+    for th in _raw_thresholds(text):
+        clause_start = max(text.rfind(";", 0, th.span[0]), text.rfind(". ", 0, th.span[0]))
+        linked = _link(text, th, mentions, max(floor, clause_start + 1))
+        if linked.entity is None:
+            window = text[max(clause_start + 1, floor, th.span[0] - 60) : th.span[0]]
+            g = _GENERIC_ENTITY.search(window)
+            if g:
+                words = g.group(1)
+                pieces = _STOP_ENTITY.split(words)
+                entity_text = pieces[-1].strip() if pieces and pieces[-1].strip() else None
+                if entity_text:
+                    base = th.span[0] - len(window) + g.start(1) + words.rfind(entity_text)
+                    linked = Threshold(
+                        op=th.op,
+                        value=th.value,
+                        value2=th.value2,
+                        unit=th.unit,
+                        unit_text=th.unit_text,
+                        span=th.span,
+                        entity=None,
+                        entity_span=(base, base + len(entity_text)),
+                        entity_text=entity_text,
+                        temporal=th.temporal,
+                        values=th.values,
+                    )
+        if (
+            linked.unit in _TIME_UNITS - {"a"}
+            and not linked.temporal
+            and linked.entity not in ("age_years", "life_expectancy_months")
+        ):
+            words = (linked.entity_text or "") + " " + text[th.span[0] : th.span[1] + 25]
+            if not re.search(r"\bage|gestation|expectancy|\bold\b|survival|\blive\b", words, re.IGNORECASE):
+                linked = Threshold(
+                    op=linked.op,
+                    value=linked.value,
+                    value2=linked.value2,
+                    unit=linked.unit,
+                    unit_text=linked.unit_text,
+                    span=linked.span,
+                    entity=linked.entity,
+                    entity_span=linked.entity_span,
+                    entity_text=linked.entity_text,
+                    temporal=True,
+                    extra_entities=linked.extra_entities,
+                    values=linked.values,
+                )
+        out.append(linked)
+        floor = th.span[1]
+    return out
+
+
+# --- parse results -------------------------------------------------------------------------------
+
+
+class LeafSpan(_Strict):
+    """Where a typed leaf was read: its id in the tree and its characters in the criterion text."""
+
+    id: str
+    fact: str
+    start: int
+    end: int
+
+
+class ParsedCriterion(_Strict):
+    """One criterion, parsed.
+
+    Attributes:
+        source: the criterion text and its place in the record.
+        criterion: the tree to evaluate (exclusions already negated).
+        status: ``typed`` (fully), ``partial`` (typed parts plus a review leaf) or ``review``.
+        leaves: typed leaves with their spans in ``source.text`` (review leaves are not listed).
+        notes: why something went to review, and any partial parse that was not used.
+    """
+
+    source: CriterionText
+    criterion: Criterion
+    status: Status
+    leaves: tuple[LeafSpan, ...] = ()
+    notes: tuple[str, ...] = ()
+
+    @property
+    def typed(self) -> bool:
+        """True when at least part of the criterion is typed."""
+        return self.status != "review"
+
+
+class _Leaf(NamedTuple):
+    """One typed leaf before it becomes a criterion node: ``fact op value [unit]``."""
+
+    fact: str
+    op: Operator
+    value: Scalar | tuple[Scalar, ...]
+    unit: str | None = None
+    remark: str = ""
+
+
+@dataclass
+class _Part:
+    """A typed piece of a criterion: a subtree builder with the span it was read from."""
+
+    start: int
+    end: int
+    kind: str
+    leaves: list[_Leaf]
+    combine: Literal["all", "any"] = "all"
+    negatable: bool = False  # presence/absence concept: ConText negation flips it
+    absent: list[_Leaf] = field(default_factory=list)
+    conditional: bool = False
+    note: str | None = None
+
+
+def _leaf_node(lid: str, text: str, leaf: _Leaf) -> Criterion:
+    value = leaf.value
+    if isinstance(value, float) and value.is_integer() and leaf.fact not in _FLOAT_FACTS:
+        value = int(value)
+    listy = leaf.op in ("in", "not_in", "has_any", "has_all", "has_none")
+    val: Scalar | tuple[Scalar, ...] = (value,) if listy and not isinstance(value, tuple) else value
+    return Criterion(
+        id=lid, text=text, fact=leaf.fact, op=leaf.op, value=val, unit=leaf.unit, remarks=leaf.remark or None
+    )
+
+
+_FLOAT_FACTS = frozenset({"anc", "platelets", "alc", "hemoglobin", "creatinine", "bilirubin"})
+
+
+def _review_leaf(lid: str, text: str, note: str | None = None) -> Criterion:
+    remark = f"needs review: {text}" + (f" [{note}]" if note else "")
+    return Criterion(id=lid, text=text, fact=NEEDS_REVIEW, op="eq", value=True, remarks=remark)
+
+
+# --- medspacy ConText ----------------------------------------------------------------------------
+
+
+@cache
+def _nlp() -> Language:
+    """A blank English spaCy pipeline with a sentencizer and medspacy ConText (no model download)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import spacy
+        from medspacy.context import (  # type: ignore[import-untyped]
+            ConText,  # noqa: F401  (registers the factory)
+            ConTextRule,
+        )
+
+        nlp = spacy.blank("en")
+        nlp.add_pipe("sentencizer")
+        ctx: Any = nlp.add_pipe("medspacy_context", config={"rules": "default"})
+        ctx.add(
+            [ConTextRule(r.literal, r.category, direction=r.direction) for r in load_rules().context_rules]
+        )
+    return nlp
+
+
+@dataclass(frozen=True)
+class _Modifiers:
+    negated: bool
+    conditional: tuple[str, ...]
+
+
+def _context(text: str, spans: Sequence[tuple[int, int]]) -> list[_Modifiers]:
+    """ConText modifiers of each span: negated, and the conditional/hedge cues that scope over it."""
+    if not spans:
+        return []
+    nlp = _nlp()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        doc = nlp.make_doc(text)
+        ents: list[Span] = []
+        index: dict[tuple[int, int], int] = {}
+        for i, (start, end) in enumerate(spans):
+            span = doc.char_span(start, end, label="TARGET", alignment_mode="expand")
+            if span is None or any(span.start < e.end and e.start < span.end for e in ents):
+                continue
+            ents.append(span)
+            index[(span.start, span.end)] = i
+        ents.sort(key=lambda s: s.start)
+        doc.ents = ents
+        for _name, proc in nlp.pipeline:
+            doc = proc(doc)
+    out = [_Modifiers(False, ())] * len(spans)
+    for ent in doc.ents:
+        k = index.get((ent.start, ent.end))
+        if k is None:
+            continue
+        cats = [m.category for m in ent._.modifiers]
+        cond = tuple(
+            f"{m.category.lower()}: '{doc[m.modifier_span[0] : m.modifier_span[1]].text}'"
+            for m in ent._.modifiers
+            if m.category in ("CONDITION", "HEDGE", "HYPOTHETICAL", "POSSIBLE_EXISTENCE")
+        )
+        out[k] = _Modifiers("NEGATED_EXISTENCE" in cats, cond)
+    # spans that could not be aligned share the modifiers of an overlapping one
+    for i, (start, end) in enumerate(spans):
+        if out[i] == _Modifiers(False, ()):
+            for j, (s2, e2) in enumerate(spans):
+                if j != i and s2 < end and start < e2 and out[j] != _Modifiers(False, ()):
+                    out[i] = out[j]
+                    break
+    return out
+
+
+# --- recognisers ---------------------------------------------------------------------------------
+
+_NEG_CUE_AFTER = re.compile(
+    r"^[\s\-:]*(?:\([^)]{0,25}\)\s*)?(?:antibod(?:y|ies)\s+|antigen\s+|serology\s+|test\s+|status\s+|"
+    r"infection\s+|DNA\s+|RNA\s+|viral\s+load\s+)?(?:is\s+|must\s+be\s+|should\s+be\s+)?"
+    r"(?:negative|seronegative|non-?reactive|undetectable|not\s+detected|neg\b)",
+    re.IGNORECASE,
+)
+_NEG_CUE_BEFORE = re.compile(
+    r"(?:negative|seronegative|non-?reactive|undetectable)\s+(?:(?:for|to)\s+)?(?:(?:the\s+)?[\w-]+\s+){0,3}$",
+    re.IGNORECASE,
+)
+_POS_CUE_AFTER = re.compile(
+    r"^[\s\-:]*(?:\([^)]{0,25}\)\s*)?(?:[\w]+\s+){0,2}(?:positiv|seropositiv|reactive)", re.IGNORECASE
+)
+_LIST_GAP = re.compile(r"^[\s,;/()]*(?:and/or|and|or|nor|&)?[\s,;/()]*$", re.IGNORECASE)
+_TEST_ONLY = re.compile(r"\btest(?:ing|s)?\b|\bscreen", re.IGNORECASE)
+_CONTRACEPTION = re.compile(
+    r"contracept|birth\s+control|avoid\w*\s+(?:becoming\s+)?pregnan|prevent\w*\s+pregnan|becom\w*\s+pregnan|"
+    r"get\s+pregnant|plan\w*\s+(?:to\s+)?(?:become\s+|get\s+)?pregnan|abstinen|father|sperm|pregnancy\s+(?:during|while)"
+    r"|child-?bearing\s+potential\s+(?:must|should|who)\s+(?:agree|use|be\s+willing)",
+    re.IGNORECASE,
+)
+_WOCBP = re.compile(
+    r"\b(?:women|females?|men|males?|patients?|subjects?|participants?)\s+of\s+(?:child[\s-]*bearing|"
+    r"reproductive)\s+(?:potential|age)|\bWOCBP\b|\bFOCBP\b",
+    re.IGNORECASE,
+)
+_POPULATION_CONDITION = re.compile(
+    r"(?:^|[.;]\s*)(?:for\s+|in\s+)?(?:patients|subjects|participants|those|children|adults)\s+(?:with|who|aged|"
+    r"younger|older|under|over|≥|>|<|≤)\b.*\b(?:must|should|need|require|will|are\s+required)\b",
+    re.IGNORECASE,
+)
+
+
+def _cue_absent(text: str, start: int, end: int, prev: tuple[int, int, bool] | None) -> bool | None:
+    """Negative (True) / positive (False) result cue around a mention, None when there is none."""
+    clause_end = len(text)
+    m = re.search(r"[;.]", text[end:])
+    if m:
+        clause_end = end + m.start()
+    after = text[end:clause_end]
+    if _NEG_CUE_AFTER.match(after):
+        return True
+    if _POS_CUE_AFTER.match(after):
+        return False
+    clause_start = max(text.rfind(";", 0, start), text.rfind(". ", 0, start)) + 1
+    before = text[clause_start:start]
+    if prev is not None and prev[1] <= start and _LIST_GAP.match(text[prev[1] : start]):
+        return prev[2]
+    if _NEG_CUE_BEFORE.search(before[-60:]):
+        return True
+    if re.search(
+        r"(?:positiv\w*|seropositiv\w*|reactive)\s+(?:(?:for|to)\s+)?(?:[\w-]+\s+){0,3}$",
+        before[-60:],
+        re.IGNORECASE,
+    ):
+        return False
+    return None
+
+
+def _concept_parts(text: str, section: str) -> list[_Part]:
+    parts: list[_Part] = []
+    taken: list[tuple[int, int]] = []
+    comp = _compiled()
+    hits: list[tuple[int, int, ConceptRule]] = []
+    for pattern, rule in comp.concepts:
+        if (rule.exclusion_only and section != "exclusion") or (
+            rule.inclusion_only and section != "inclusion"
+        ):
+            continue
+        for m in pattern.finditer(text):
+            s, e = m.span()
+            while s < e and text[s] == " ":
+                s += 1
+            if e <= s or any(s < b and a < e for a, b in taken):
+                continue
+            taken.append((s, e))
+            hits.append((s, e, rule))
+    hits.sort(key=lambda h: h[0])
+    prev: tuple[int, int, bool] | None = None
+    for s, e, rule in hits:
+        if rule.id in ("pregnant", "breastfeeding") and _CONTRACEPTION.search(text):
+            continue
+        absent_cue = _cue_absent(text, s, e, prev)
+        if rule.id == "pregnant" and _TEST_ONLY.search(text[s : e + 12]) and absent_cue is None:
+            continue
+        if (
+            rule.id in ("hiv", "hbv", "hcv")
+            and absent_cue is None
+            and re.match(
+                r"\s*(?:\w+\s+){0,3}(?:test|testing|serology|screen)", text[e : e + 30], re.IGNORECASE
+            )
+            and section == "inclusion"
+        ):
+            continue
+        present = _Leaf(rule.present.fact, rule.present.op, rule.present.value)
+        absent = _Leaf(rule.absent.fact, rule.absent.op, rule.absent.value)
+        part = _Part(
+            start=s,
+            end=e,
+            kind=f"concept:{rule.id}",
+            leaves=[absent if absent_cue else present],
+            negatable=absent_cue is None,
+            absent=[absent],
+        )
+        parts.append(part)
+        prev = (s, e, bool(absent_cue))
+    return parts
+
+
+def _therapy_parts(text: str, section: str, thresholds: list[Threshold]) -> list[_Part]:
+    comp = _compiled()
+    parts: list[_Part] = []
+    taken: list[tuple[int, int]] = []
+    for pattern, rule in comp.therapies:
+        for m in pattern.finditer(text):
+            s, e = m.span()
+            if any(s < b and a < e for a, b in taken):
+                continue
+            taken.append((s, e))
+            window = [
+                t
+                for t in thresholds
+                if t.temporal and t.unit in _TIME_UNITS and abs(_gap(t.span, (s, e))) <= 60
+            ]
+            present = _Leaf(rule.fact, "has_any", rule.code)
+            absent = _Leaf(rule.fact, "has_none", rule.code)
+            if window:
+                th = window[0]
+                if rule.fact == "prior_transplant" and th.op in ("le", "lt") and th.value2 is None:
+                    months = to_canonical(th.value, th.unit or "mo", "mo")
+                    fact = f"months_since_{rule.code}_transplant"
+                    if months is not None:
+                        part = _Part(
+                            start=min(s, th.span[0]),
+                            end=max(e, th.span[1]),
+                            kind="transplant_window",
+                            leaves=[present, _Leaf(fact, th.op, round(months, 2), "mo")],
+                        )
+                        parts.append(part)
+                        continue
+                part = _Part(
+                    start=s,
+                    end=e,
+                    kind="therapy",
+                    leaves=[present],
+                    conditional=True,
+                    note=f"time window on {rule.code} not typed",
+                )
+                parts.append(part)
+                continue
+            if re.match(r"\s*(?:-|\s)?(?:naive|naïve)", text[e : e + 8], re.IGNORECASE):
+                parts.append(_Part(start=s, end=e + 8, kind="therapy", leaves=[absent]))
+                continue
+            parts.append(
+                _Part(start=s, end=e, kind="therapy", leaves=[present], negatable=True, absent=[absent])
+            )
+    return parts
+
+
+def _gap(a: tuple[int, int], b: tuple[int, int]) -> int:
+    if a[1] <= b[0]:
+        return b[0] - a[1]
+    if b[1] <= a[0]:
+        return a[0] - b[1]
+    return 0
+
+
+def _washout_parts(text: str, thresholds: list[Threshold], used: set[tuple[int, int]]) -> list[_Part]:
+    comp = _compiled()
+    names: list[tuple[int, int, str]] = []
+    for pattern, rule in comp.washouts:
+        for m in pattern.finditer(text):
+            if not any(m.start() < b and a < m.end() for a, b, _f in names):
+                names.append((m.start(), m.end(), rule.fact))
+    parts: list[_Part] = []
+    for th in thresholds:
+        if (
+            not th.temporal
+            or th.span in used
+            or th.value2 is not None
+            or th.unit not in ("d", "wk", "mo", "h")
+        ):
+            continue
+        near = [n for n in names if _gap((n[0], n[1]), th.span) <= 70]
+        if not near:
+            continue
+        days = to_canonical(th.value, th.unit, "d")
+        if days is None:
+            continue
+        within = bool(
+            re.search(
+                r"within|in\s+the\s+(?:last|past)|last|past|[<≤]|=<|<=",
+                text[th.span[0] : th.span[1]] + text[max(0, th.span[0] - 30) : th.span[0]],
+                re.IGNORECASE,
+            )
+        )
+        op: Operator = th.op if th.op in ("ge", "gt", "le", "lt") else "le"
+        if th.op == "eq" and not within:
+            continue
+        leaves = [_Leaf(fact, op, round(days, 1), "d") for _s, _e, fact in near]
+        start = min([th.span[0], *(n[0] for n in near)])
+        end = max([th.span[1], *(n[1] for n in near)])
+        parts.append(
+            _Part(
+                start=start,
+                end=end,
+                kind="washout",
+                leaves=leaves,
+                combine="any",
+                negatable=True,
+                absent=[leaf._replace(op=_flip(leaf.op)) for leaf in leaves],
+            )
+        )
+        used.add(th.span)
+    return parts
+
+
+def _flip(op: Operator) -> Operator:
+    flips: dict[str, Operator] = {"le": "gt", "lt": "ge", "ge": "lt", "gt": "le"}
+    return flips.get(op, op)
+
+
+def _disease_parts(text: str, section: str) -> list[_Part]:
+    if section != "inclusion":
+        return []
+    comp = _compiled()
+    found: list[tuple[int, int, str]] = []
+    for pattern, rule in comp.diseases:
+        for m in pattern.finditer(text):
+            if any(m.start() < b and a < m.end() for a, b, _c in found):
+                continue
+            found.append((m.start(), m.end(), rule.concept))
+    if not found:
+        return []
+    if re.search(
+        r"\b(?:history\s+of|prior|previous|other|another|second(?:ary)?)\s+(?:\w+\s+){0,2}"
+        r"(?:malignan|cancer|tumou?r|neoplas)",
+        text,
+        re.IGNORECASE,
+    ):
+        return []
+    concepts = tuple(dict.fromkeys(c for _s, _e, c in sorted(found)))
+    start = min(s for s, _e, _c in found)
+    end = max(e for _s, e, _c in found)
+    leaf = _Leaf("diagnosis", "has_any", concepts)
+    part = _Part(start=start, end=end, kind="diagnosis", leaves=[leaf])
+    # keep the individual spans covered
+    part.note = ";".join(f"{s}-{e}" for s, e, _c in found)
+    return [part]
+
+
+def _antigen_parts(text: str, section: str) -> list[_Part]:
+    if section != "inclusion":
+        return []
+    comp = _compiled()
+    parts: list[_Part] = []
+    for pattern, code in comp.antigens:
+        for m in pattern.finditer(text):
+            after = comp.antigen_positive_after.match(text[m.end() :])
+            before = comp.antigen_positive_before.search(text[max(0, m.start() - 40) : m.start()])
+            if re.match(
+                r"\s*-?\s*(?:negative|directed|targeted|CAR|specific)", text[m.end() :], re.IGNORECASE
+            ):
+                continue
+            if after:
+                parts.append(
+                    _Part(
+                        start=m.start(),
+                        end=m.end() + after.end(),
+                        kind="antigen",
+                        leaves=[_Leaf(comp_fact(), "has_all", code)],
+                    )
+                )
+            elif before:
+                parts.append(
+                    _Part(
+                        start=m.start() - len(before.group(0)),
+                        end=m.end(),
+                        kind="antigen",
+                        leaves=[_Leaf(comp_fact(), "has_all", code)],
+                    )
+                )
+    return parts
+
+
+def comp_fact() -> str:
+    """The fact antigen expression is typed on (``tumor_antigens``)."""
+    return load_rules().antigens.fact
+
+
+def _sex_parts(text: str) -> list[_Part]:
+    comp = _compiled()
+    for pattern in comp.sex_any:
+        m = pattern.search(text)
+        if m:
+            return [_Part(start=m.start(), end=m.end(), kind="sex_any", leaves=[])]
+    stripped = text.strip()
+    for patterns, code in ((comp.sex_female, "female"), (comp.sex_male, "male")):
+        for pattern in patterns:
+            m = pattern.search(stripped)
+            if m:
+                offset = text.find(stripped)
+                return [
+                    _Part(
+                        start=offset + m.start(),
+                        end=offset + m.end(),
+                        kind="sex",
+                        leaves=[_Leaf("sex", "eq", code)],
+                    )
+                ]
+    return []
+
+
+def _ps_parts(thresholds: list[Threshold], text: str) -> list[_Part]:
+    rules = load_rules().performance
+    bands = {b.ecog: b for b in rules.ecog_karnofsky}
+    ps = [t for t in thresholds if t.entity in ("ecog", "karnofsky", "lansky", "ps") and not t.temporal]
+    if not ps:
+        return []
+    leaves: list[_Leaf] = []
+    src = f"converted with {rules.source.ref} ({rules.source.verification.value})"
+    start = min(min(t.span[0], (t.entity_span or t.span)[0]) for t in ps)
+    end = max(t.span[1] for t in ps)
+    for t in ps:
+        scale = t.entity
+        hi = max(t.values) if t.op == "between" else t.value
+        if scale == "ps":
+            scale = "ecog" if hi <= 5 else "karnofsky"
+        if scale == "ecog":
+            if (t.op == "between" and min(t.values) == 0) or t.op in ("le", "lt"):
+                e = int(hi) - (1 if t.op == "lt" else 0)
+                if e not in bands:
+                    continue
+                leaves.append(_Leaf("ecog", "le", e, "{score}"))
+                leaves.append(_Leaf("karnofsky", "ge", bands[e].karnofsky_min, "{score}", src))
+            elif t.op in ("ge", "gt"):
+                e = int(t.value) + (1 if t.op == "gt" else 0)
+                if e not in bands and e != 5:
+                    continue
+                leaves.append(_Leaf("ecog", "ge", e, "{score}"))
+                if e in bands:
+                    leaves.append(_Leaf("karnofsky", "le", bands[e].karnofsky_max, "{score}", src))
+            elif t.op == "eq" and t.value in bands:
+                leaves.append(_Leaf("ecog", "eq", int(t.value), "{score}"))
+        else:
+            facts = [scale] if scale is not None else []
+            if t.op in ("ge", "gt"):
+                k = t.value + (1 if t.op == "gt" else 0)
+                for fact in facts:
+                    leaves.append(_Leaf(fact, "ge", k, "{score}"))
+                grades = [b.ecog for b in bands.values() if b.karnofsky_min >= k]
+                if grades and scale == "karnofsky":
+                    leaves.append(_Leaf("ecog", "le", max(grades), "{score}", src))
+            elif t.op in ("le", "lt"):
+                k = t.value - (1 if t.op == "lt" else 0)
+                for fact in facts:
+                    leaves.append(_Leaf(fact, "le", k, "{score}"))
+                grades = [b.ecog for b in bands.values() if b.karnofsky_max <= k]
+                if grades and scale == "karnofsky":
+                    leaves.append(_Leaf("ecog", "ge", min(grades), "{score}", src))
+            elif t.op == "between":
+                for fact in facts:
+                    leaves.append(_Leaf(fact, "ge", min(t.values), "{score}"))
+    if not leaves:
+        return []
+    uniq = list(dict.fromkeys(leaves))
+    return [_Part(start=start, end=end, kind="performance", leaves=uniq, combine="any")]
+
+
+def _analyte_parts(
+    text: str, thresholds: list[Threshold], parent: str | None, used: set[tuple[int, int]]
+) -> tuple[list[_Part], list[str]]:
+    rules = {a.fact: a for a in load_rules().analytes}
+    units = _fact_units()
+    parts: list[_Part] = []
+    notes: list[str] = []
+    parent_entity: str | None = None
+    if parent:
+        mentions = _entity_mentions(parent)
+        if len(mentions) == 1 and len(parent.split()) <= 4:
+            parent_entity = mentions[0][2]
+    for th in thresholds:
+        if th.span in used:
+            continue
+        entity = th.entity
+        if entity is None and parent_entity is not None and parent_entity in rules:
+            entity = parent_entity
+        if (
+            entity is None
+            and th.unit == "a"
+            and not th.temporal
+            and re.search(r"\b(?:old|older|younger|aged?)\b", text, re.IGNORECASE)
+        ):
+            entity = "age_years"
+        if entity is None or entity not in rules or (th.temporal and entity != "age_years"):
+            continue
+        targets = [(entity, th.entity_span or th.span)]
+        targets += [(f, s) for f, s in th.extra_entities if f in rules]
+        leaves: list[_Leaf] = []
+        bad = False
+        for fact, _span in targets:
+            rule = rules[fact]
+            canonical = units.get(fact)
+            if canonical is None and fact != "prior_lines":
+                continue
+            canonical = canonical or "1"
+            vals = [v for v in (th.value, th.value2) if v is not None]
+            conv = [_convert(v, th.unit, rule, canonical) for v in vals]
+            if any(c is None for c in conv):
+                notes.append(
+                    f"{fact}: value {th.value:g} {th.unit_text or ''} not convertible or implausible"
+                )
+                bad = True
+                continue
+            if fact == "prior_lines" and th.unit not in (None, "1"):
+                continue
+            known = [c for c in conv if c is not None]
+            if th.op == "between":
+                leaves.append(_Leaf(fact, "ge", _round(min(known)), canonical))
+                leaves.append(_Leaf(fact, "le", _round(max(known)), canonical))
+            else:
+                leaves.append(_Leaf(fact, th.op, _round(known[0]), canonical))
+        start = min(th.span[0], (th.entity_span or th.span)[0])
+        if leaves:
+            parts.append(_Part(start=start, end=th.span[1], kind="threshold", leaves=leaves))
+            used.add(th.span)
+        elif bad:
+            parts.append(
+                _Part(
+                    start=start,
+                    end=th.span[1],
+                    kind="threshold",
+                    leaves=[],
+                    conditional=True,
+                    note=notes[-1] if notes else None,
+                )
+            )
+            used.add(th.span)
+    return parts, notes
+
+
+def _round(value: float) -> float:
+    if value == 0:
+        return 0.0
+    digits = 4 - math.floor(math.log10(abs(value)))
+    return round(value, max(0, digits))
+
+
+def _convert(value: float, unit: str | None, rule: AnalyteRule, canonical: str) -> float | None:
+    lo, hi = rule.plausible
+    candidates = [unit] if unit is not None else list(rule.bare_units)
+    if unit == "%" and canonical == "{score}":
+        candidates = ["{score}"]
+    if canonical == "1" and unit is None:
+        candidates = ["1"]
+    for cand in candidates:
+        if cand is None:
+            continue
+        if cand == "{xULN}" and canonical != "{xULN}":
+            return None
+        conv = to_canonical(value, cand, canonical, rule.molar_mass)
+        if cand == "{score}" and canonical == "{score}":
+            conv = value
+        if conv is not None and lo <= conv <= hi:
+            return conv
+    return None
+
+
+# --- assembly ------------------------------------------------------------------------------------
+
+_WORD = re.compile(r"[A-Za-z][A-Za-z0-9'\-]*")
+
+
+def _leftover(text: str, parts: list[_Part]) -> list[str]:
+    """Significant words not covered by typed parts (filler words and abbreviations ignored)."""
+    filler = _compiled().filler
+    covered = [(p.start, p.end) for p in parts]
+    for p in parts:
+        if p.kind == "diagnosis" and p.note:
+            covered += [(int(a), int(b)) for a, b in (x.split("-") for x in p.note.split(";"))]
+    out: list[str] = []
+    for m in _WORD.finditer(text):
+        if any(a <= m.start() and m.end() <= b for a, b in covered):
+            continue
+        word = m.group(0).lower().strip("'-")
+        if word in filler or len(word) <= 1:
+            continue
+        inside = text.rfind("(", 0, m.start()) > text.rfind(")", 0, m.start())
+        if inside and m.group(0).isupper() and len(m.group(0)) <= 6:
+            continue
+        out.append(word)
+    return out
+
+
+def parse_criterion(ct: CriterionText, id_prefix: str | None = None) -> ParsedCriterion:
+    """Parse one criterion into a tree (or a review leaf).
+
+    Args:
+        ct: the criterion, as split by :func:`~actnav.trials.criteria_text.split_criteria`.
+        id_prefix: prefix of the node ids (default ``inc3`` / ``exc12`` / ``unk0`` by section and index).
+
+    Returns:
+        The parsed criterion; ``status`` tells whether it was fully typed, partly, or not at all.
+    """
+    prefix = id_prefix or f"{ct.section[:3]}{ct.index}"
+    text = ct.text
+    if ct.population == "donor":
+        return _review(ct, prefix, ("donor criterion: not about the patient",))
+    try:
+        return _parse(ct, prefix)
+    except Exception as exc:  # a rule bug must not lose the criterion
+        return _review(ct, prefix, (f"parser error: {type(exc).__name__}: {exc}",))
+    finally:
+        del text
+
+
+def _review(ct: CriterionText, prefix: str, notes: tuple[str, ...] = ()) -> ParsedCriterion:
+    note = "; ".join(notes) if notes else None
+    leaf = _review_leaf(f"{prefix}.r", ct.text, note)
+    return ParsedCriterion(source=ct, criterion=leaf, status="review", notes=notes)
+
+
+def _parse(ct: CriterionText, prefix: str) -> ParsedCriterion:
+    text = ct.text
+    section = ct.section
+    thresholds = find_thresholds(text)
+    used: set[tuple[int, int]] = set()
+    parts: list[_Part] = []
+    ps = _ps_parts(thresholds, text)
+    for t in thresholds:
+        if t.entity in ("ecog", "karnofsky", "lansky", "ps"):
+            used.add(t.span)
+    parts += ps
+    parts += _washout_parts(text, thresholds, used)
+    therapy = _therapy_parts(text, section, thresholds)
+    for part in therapy:
+        if part.kind == "transplant_window":
+            used.update(t.span for t in thresholds if part.start <= t.span[0] and t.span[1] <= part.end)
+    analytes, notes = _analyte_parts(text, thresholds, ct.parent, used)
+    parts += analytes
+    parts += therapy
+    parts += _concept_parts(text, section)
+    parts += _disease_parts(text, section)
+    parts += _antigen_parts(text, section)
+    parts += _sex_parts(text)
+    parts = _dedupe(parts)
+    typed = [p for p in parts if p.leaves]
+    notes_all = list(notes)
+
+    if not typed:
+        leftover = _leftover(text, parts)
+        if parts and not leftover and all(p.kind == "sex_any" for p in parts):
+            return _review(ct, prefix, ("no checkable content (any sex)",))
+        return _review(ct, prefix, tuple(notes_all))
+
+    # ConText: negation flips presence concepts; conditions and hedges send the criterion to review
+    mods = _context(text, [(p.start, p.end) for p in parts])
+    conditional: list[str] = []
+    for part, mod in zip(parts, mods, strict=True):
+        if part.negatable and mod.negated:
+            part.leaves = part.absent
+            part.negatable = False
+        if mod.conditional and part.leaves:
+            conditional.extend(mod.conditional)
+        if part.conditional:
+            conditional.append(part.note or f"{part.kind} qualified")
+    if _POPULATION_CONDITION.search(text):
+        conditional.append("applies to a subgroup ('patients with/who ... must')")
+    if _WOCBP.search(text) and any(
+        leaf.fact not in ("pregnant", "breastfeeding") for p in typed for leaf in p.leaves
+    ):
+        conditional.append("applies to persons of child-bearing potential")
+    if ct.parent and section == "inclusion":
+        for pattern in _compiled().alternative_parent:
+            if pattern.search(ct.parent):
+                conditional.append(f"one of several alternatives or a subgroup (parent: '{ct.parent[:80]}')")
+                break
+    if section == "unknown":
+        conditional.append("outside the inclusion and exclusion sections")
+
+    leaf_nodes: list[tuple[Criterion, LeafSpan]] = []
+    counter = 0
+
+    seen: set[tuple[str, str, str]] = set()
+
+    def build(part: _Part) -> Criterion | None:
+        nonlocal counter
+        nodes: list[Criterion] = []
+        for leaf in part.leaves:
+            seen_key = (leaf.fact, leaf.op, repr(leaf.value))
+            if seen_key in seen:
+                continue
+            seen.add(seen_key)
+            counter += 1
+            lid = f"{prefix}.{counter}"
+            node = _leaf_node(lid, text[part.start : part.end], leaf)
+            nodes.append(node)
+            leaf_nodes.append((node, LeafSpan(id=lid, fact=leaf.fact, start=part.start, end=part.end)))
+        if not nodes:
+            return None
+        if len(nodes) == 1:
+            return nodes[0]
+        combine = "any_of" if part.combine == "any" else "all_of"
+        counter += 1
+        return Criterion.model_validate(
+            {"id": f"{prefix}.{counter}", "text": text[part.start : part.end], combine: tuple(nodes)}
+        )
+
+    if conditional:
+        partial = "; ".join(
+            f"{leaf.fact} {leaf.op} {leaf.value}{(' ' + leaf.unit) if leaf.unit else ''}"
+            for p in typed
+            for leaf in p.leaves
+        )
+        reasons = tuple(dict.fromkeys(conditional))
+        return _review(ct, prefix, (*reasons, f"partial parse not applied: {partial}"))
+
+    leftover = _leftover(text, parts)
+    if section == "exclusion" and leftover:
+        # an exclusion part excludes on its own only when its own clause was fully read
+        clean: list[_Part] = []
+        dropped: list[str] = []
+        for part in typed:
+            seg = _segment(text, part)
+            seg_parts = [p for p in parts if seg[0] <= p.start and p.end <= seg[1]]
+            if _leftover_in(text, seg, seg_parts):
+                dropped.append(part.kind)
+            else:
+                clean.append(part)
+        if dropped:
+            notes_all.append(f"qualified exclusion parts not applied: {', '.join(dropped)}")
+        typed = clean
+        if not typed:
+            return _review(ct, prefix, tuple(notes_all))
+
+    children = [node for node in (build(p) for p in typed) if node is not None]
+    status: Status = "typed"
+    if leftover:
+        status = "partial"
+        counter += 1
+        note = f"not typed: {' '.join(leftover[:12])}"
+        notes_all.append(note)
+        children.append(_review_leaf(f"{prefix}.{counter}", text, note))
+    use_any = section == "exclusion" or bool(re.search(r"\bor\b", _between_parts(text, typed), re.IGNORECASE))
+    if len(children) == 1:
+        body = children[0]
+    else:
+        counter += 1
+        body = Criterion.model_validate(
+            {"id": f"{prefix}.{counter}", "text": text, ("any_of" if use_any else "all_of"): tuple(children)}
+        )
+    tree = (
+        Criterion.model_validate({"id": prefix, "text": text, "not": body})
+        if section == "exclusion"
+        else body
+    )
+    spans = [span for _n, span in leaf_nodes]
+    if tree is body and body.id != prefix:
+        if body.fact is not None:
+            spans = [s.model_copy(update={"id": prefix}) if s.id == body.id else s for s in spans]
+        tree = body.model_copy(update={"id": prefix})
+    return ParsedCriterion(
+        source=ct,
+        criterion=tree,
+        status=status,
+        leaves=tuple(spans),
+        notes=tuple(notes_all),
+    )
+
+
+def _between_parts(text: str, parts: list[_Part]) -> str:
+    ordered = sorted(parts, key=lambda p: p.start)
+    return " ".join(text[a.end : b.start] for a, b in itertools.pairwise(ordered) if b.start > a.end)
+
+
+def _segment(text: str, part: _Part) -> tuple[int, int]:
+    """The clause around a part: bounded by ; , ( ) and 'or' outside the part."""
+    seps = re.compile(r"[;,()]|\bor\b|\band/or\b|\. ", re.IGNORECASE)
+    start = 0
+    for m in seps.finditer(text, 0, part.start):
+        start = m.end()
+    end = len(text)
+    m2 = seps.search(text, part.end)
+    if m2:
+        end = m2.start()
+    return start, end
+
+
+def _leftover_in(text: str, seg: tuple[int, int], parts: list[_Part]) -> bool:
+    shifted = [
+        _Part(
+            start=p.start - seg[0],
+            end=p.end - seg[0],
+            kind=p.kind,
+            leaves=p.leaves,
+            note=";".join(
+                f"{int(a) - seg[0]}-{int(b) - seg[0]}" for a, b in (x.split("-") for x in p.note.split(";"))
+            )
+            if p.kind == "diagnosis" and p.note
+            else None,
+        )
+        for p in parts
+    ]
+    return bool(_leftover(text[seg[0] : seg[1]], shifted))
+
+
+def _dedupe(parts: list[_Part]) -> list[_Part]:
+    """Drop parts nested inside a larger part of another kind (e.g. a therapy named in a washout)."""
+    out: list[_Part] = []
+    for part in sorted(parts, key=lambda p: (p.start, -(p.end - p.start))):
+        if any(
+            o.start <= part.start
+            and part.end <= o.end
+            and o.kind != part.kind
+            and (o.kind in ("washout", "transplant_window", "performance") or part.kind == "sex_any")
+            for o in out
+        ):
+            continue
+        out.append(part)
+    return out
+
+
+def parse_criteria(cts: Iterable[CriterionText], id_prefix: str = "") -> list[ParsedCriterion]:
+    """Parse several criteria (one record's), with ids ``<id_prefix><section><index>``."""
+    return [parse_criterion(ct, f"{id_prefix}{ct.section[:3]}{ct.index}") for ct in cts]
