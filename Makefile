@@ -30,9 +30,12 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-## bench: speed figures (in-process evaluation, CLI cold start)
+## bench: speed and accuracy figures (evaluation, CLI cold start, trial recognition and parsing)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_evaluate.py
+	$(BIN)/python benchmarks/bench_act_recognition.py
+	$(BIN)/python benchmarks/bench_parse_lct.py
+	$(BIN)/python benchmarks/bench_parse_hint.py
 
 check: test
 

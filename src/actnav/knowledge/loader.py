@@ -8,10 +8,16 @@ unit, every fact's work-up item exists, every source ref is declared) run in :fu
 
 from __future__ import annotations
 
+import hashlib
+import os
+import pickle
+import sys
+import tempfile
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 from importlib.resources.abc import Traversable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
@@ -44,12 +50,51 @@ def data_root() -> Traversable:
 
 
 def read_yaml(path: Traversable, label: str | None = None) -> Any:
-    """Parse one YAML file, raising :class:`DataFileError` naming it on failure."""
+    """Parse one packaged YAML file, raising :class:`DataFileError` naming it on failure.
+
+    Parsed content is cached on disk (``platformdirs.user_cache_dir("actnav")``), keyed by a
+    SHA-256 of the file's bytes, because YAML parsing dominates the CLI's start-up; an edited file
+    has a new key, and an unwritable cache folder only costs speed.
+    """
     name = label or path.name
     try:
-        return yaml.load(path.read_text(encoding="utf-8"), Loader=_SafeLoader)  # noqa: S506
-    except (OSError, yaml.YAMLError) as exc:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise DataFileError(f"cannot read: {exc}", where=name) from exc
+    cached = _cache_path(raw)
+    if cached is not None:
+        try:
+            with cached.open("rb") as fh:
+                return pickle.load(fh)
+        except (OSError, pickle.PickleError, EOFError, AttributeError, ValueError):
+            pass  # missing or unreadable cache: parse the file
+    try:
+        data = yaml.load(raw.decode("utf-8"), Loader=_SafeLoader)  # noqa: S506 (a safe loader)
+    except (UnicodeDecodeError, yaml.YAMLError) as exc:
         raise DataFileError(f"cannot read YAML: {exc}", where=name) from exc
+    if cached is not None:
+        _write_cache(cached, data)
+    return data
+
+
+def _cache_path(raw: bytes) -> Path | None:
+    if os.environ.get("ACTNAV_NO_CACHE") == "1":
+        return None
+    from platformdirs import user_cache_dir
+
+    digest = hashlib.sha256(raw).hexdigest()
+    return Path(user_cache_dir("actnav")) / "yaml" / f"{digest}-py{sys.version_info[0]}{sys.version_info[1]}.pickle"
+
+
+def _write_cache(path: Path, data: Any) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+        with os.fdopen(fd, "wb") as fh:
+            pickle.dump(data, fh, protocol=pickle.HIGHEST_PROTOCOL)
+        os.replace(tmp, path)
+    except OSError:
+        pass  # read-only or full disk: the cache is an optimisation only
 
 
 def parse_file(model: type[M], data: Any, name: str) -> M:

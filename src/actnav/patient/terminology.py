@@ -473,20 +473,10 @@ def _norm_code(system: str, code: str) -> str:
 
 
 def _load(model: type[M], name: str) -> M:
-    # Imported here: PyYAML and the loader are needed only when a table is first used.
-    import yaml
-
-    from actnav.knowledge.loader import data_root, parse_file
+    from actnav.knowledge.loader import data_root, parse_file, read_yaml
 
     label = f"terminology/{name}"
-    # libyaml's loader when present: about 8x faster than the pure-Python one on these tables.
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    try:
-        text = (data_root() / "terminology" / name).read_text(encoding="utf-8")
-        data = yaml.load(text, Loader=loader)  # a safe loader: CSafeLoader or SafeLoader
-    except (OSError, yaml.YAMLError) as exc:
-        raise DataFileError(f"cannot read YAML: {exc}", where=label) from exc
-    return parse_file(model, data, label)
+    return parse_file(model, read_yaml(data_root() / "terminology" / name, label), label)
 
 
 @cache

@@ -19,11 +19,33 @@ The grade tables are data under ``actnav/data/toxicity/`` (``astct-crs.yaml``, `
 
 from __future__ import annotations
 
-from actnav.toxicity.course import AssessmentGrade, CourseGrade, grade_assessment, grade_course
-from actnav.toxicity.crs import CrsGrade, grade_crs
-from actnav.toxicity.icans import IcansGrade, grade_icans
-from actnav.toxicity.ice import ice_score
-from actnav.toxicity.models import Assessment, Course, parse_input
+from importlib import import_module
+from typing import Any
+
+# Names resolved on first use (PEP 562), so ``import actnav.toxicity`` (and the CLI's start-up,
+# which mounts ``actnav toxicity``) does not load the grade tables and models.
+_LAZY = {
+    "AssessmentGrade": "course",
+    "CourseGrade": "course",
+    "grade_assessment": "course",
+    "grade_course": "course",
+    "CrsGrade": "crs",
+    "grade_crs": "crs",
+    "IcansGrade": "icans",
+    "grade_icans": "icans",
+    "ice_score": "ice",
+    "Assessment": "models",
+    "Course": "models",
+    "parse_input": "models",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'actnav.toxicity' has no attribute {name!r}")
+    return getattr(import_module(f"actnav.toxicity.{module}"), name)
+
 
 __all__ = [
     "Assessment",

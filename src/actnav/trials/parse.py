@@ -29,7 +29,7 @@ import math
 import re
 import warnings
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cache
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
@@ -254,7 +254,9 @@ _TEMPORAL_RIGHT = re.compile(
     r"preceding|of\s+(?:the\s+)?(?:start|first|initiation|enrol|study|screening|registration|randomi|"
     r"treatment|infusion|day|last|leukapheresis|apheresis|lymphodepl|cell|protocol|consent)|"
     r"(?:have|has|must)\s+(?:have\s+)?elapsed|apart|duration|in\s+duration|post|earlier|before|previously|"
-    r"or\s+(?:5|five)\s+half)",
+    r"or\s+(?:5|five)\s+half|"
+    # "more than 2 years of handball", "at least 4 years of follow-up": a duration, not an age
+    r"of\s+(?!(?:age|life|gestation\w*|pregnancy|amenorrh\w*|postmenstrual|corrected)\b)[a-z])",
     re.IGNORECASE,
 )
 _ENTITY_GAP = re.compile(
@@ -304,7 +306,7 @@ def _compiled() -> _Compiled:
     rules = load_rules()
     prefix_ops = tuple((_rx(_alt(r.patterns) + "$"), r.op) for r in rules.comparators)
     all_prefix = _rx(
-        r"(?:(?<=\W)|^|(?=[<>=≥≤⩾⩽≧≦＜＞]))" + _alt(p for r in rules.comparators for p in r.patterns) + "$"
+        r"(?:(?<=\W)|^|(?=[<>=≥≤⩾⩽≧≦＜＞˂˃]))" + _alt(p for r in rules.comparators for p in r.patterns) + "$"
     )
     perf = rules.performance
     ps = (
@@ -450,17 +452,84 @@ def _unit_at(text: str, pos: int) -> tuple[str, int, int] | None:
 
 
 def _prefix_op(text: str, pos: int) -> tuple[Cmp, int] | None:
-    """The comparator ending at ``pos``: op and its start."""
+    """The comparator ending at ``pos``: op and its start.
+
+    "over age 18", "younger than the age of 13", "Minimum age: 18": the comparator may be
+    separated from the value by the word age (the span then covers it).
+    """
     window = text[max(0, pos - 45) : pos]
     comp = _compiled()
     m = comp.prefix.search(window)
     if m is None:
-        return None
+        age = _AGE_WORD_BEFORE.search(window)
+        if age is None:
+            return None
+        found = _prefix_op(text, pos - len(age.group(0)))
+        return None if found is None else (found[0], found[1])
     phrase = m.group(0)
     for pattern, op in comp.prefix_ops:
         if pattern.fullmatch(phrase):
             return op, pos - len(phrase)
     return None
+
+
+_AGE_WORD_BEFORE = re.compile(r"(?<=\s)(?:the\s+)?ages?\s*(?:of\s+)?:?\s*$", re.IGNORECASE)
+_TEMPORAL_OP = re.compile(r"within|last|past|previous|preceding", re.IGNORECASE)
+_MONTHS = (
+    r"(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|june?|july?|aug(?:ust)?|"
+    r"sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)"
+)
+_DATE_AFTER = re.compile(r"\s*(?:st|nd|rd|th)?\s*(?:of\s+)?" + _MONTHS + r"\b", re.IGNORECASE)
+_DATE_BEFORE = re.compile(r"\b" + _MONTHS + r"\.?\s*(?:\d{1,2}(?:st|nd|rd|th)?,?\s*)?$", re.IGNORECASE)
+# "140/90 mmHg": a blood-pressure pair (systolic/diastolic) is one comparison with two values
+_PAIR = re.compile(r"\s*/\s*(\d{2,3})(?![\d.,/])")
+_BP_CONTEXT = re.compile(
+    r"blood\s+pressure|\bS?BP\b|hypertens|hypotens|systolic|diastolic|ha?emodynamic|mm\s*hg", re.IGNORECASE
+)
+# "pain ≥ 4/10", "5 out of 10": a score on a 0-10 (0-100) scale; the value is the score
+_SCALE_OF = re.compile(r"\s*(?:/|out\s+of\s+)(10|100)(?![\d.,/])", re.IGNORECASE)
+# "on a 0-10 scale", "(range 0-21)": the description of a scale, not a threshold
+_SCALE_AFTER = re.compile(
+    r"\s*%?\s*(?:-?\s*points?\s+)?(?:scale|vas\b|nrs\b|numeric(?:al)?\s+rating|severity|likert)",
+    re.IGNORECASE,
+)
+_SCALE_BEFORE = re.compile(r"(?:\bon\s+an?|\branging|\brange\s*:?|\bfrom)\s*\(?\s*$", re.IGNORECASE)
+# words that may follow a bare number in a threshold; any other lower-case word makes it a count
+# ("at least two permanent teeth", "more than 3 ED visits")
+_COUNT_NOUN = re.compile(
+    r"\s+(?!(?:or|and|to|at|in|on|for|with|without|if|of|as|by|but|nor|points?|score|x|times|fold|per|from|"
+    r"prior|before|after|during|within|while|when|unless|except|not|than|then|via|is|are|was|were|has|have|"
+    r"had|will|must|should|may|which|that|who|where|measured|determined|assessed|calculated|confirmed|"
+    r"documented|obtained|using|based|according|defined|despite|corrected|inclusive|exclusive|respectively|"
+    r"also|only|each|both|on)\b)[a-z]{3,}"
+)
+# "at least one of the following", "≥2 of 6 criteria": a count of criteria
+_COUNT_OF = re.compile(
+    r"\s*(?:\(\d+\)\s*)?of\s+(?:the\s+|these\s+|those\s+)?(?:following|these|those|above|below|criteria|\d+\b)",
+    re.IGNORECASE,
+)
+# "more than 2 times a week", "> 3 x 30 min": a frequency, not a threshold
+_FREQUENCY = re.compile(
+    r"\s*(?:times?|x)\s*(?:/\s*|(?:a|per|each|every)\s+)(?:day|week|month|year|wk|d)\b|\s*x\s*\d+\s*min",
+    re.IGNORECASE,
+)
+_HYPHEN_TIME_UNITS = {"a", "mo", "wk", "d", "h"}
+
+
+def _decimal_comma(text: str, end: int, has_op: bool) -> tuple[float, int] | None:
+    """A decimal comma after the integer part ending at ``end`` ("≥ 18,5", "< 7,0 mmol/l").
+
+    Only with a comparator before the number or a unit after it, and never in a list ("1,2 or 3").
+    """
+    m = re.match(r",(\d{1,2})(?![\d,])", text[end : end + 4])
+    if m is None:
+        return None
+    after = end + m.end()
+    if re.match(r"\s*(?:,|or\b|and\b|&)\s*\d", text[after : after + 8], re.IGNORECASE):
+        return None
+    if not has_op and _unit_at(text, after) is None:
+        return None
+    return float(m.group(1)) / 10 ** len(m.group(1)), after
 
 
 def _raw_thresholds(text: str) -> Iterator[Threshold]:
@@ -477,32 +546,74 @@ def _raw_thresholds(text: str) -> Iterator[Threshold]:
             r"(?:[<>=≥≤~]|\bx|\bto|\bof|\bor)\s*$", before
         ):
             continue
-        after = text[end : end + 2]
-        if re.match(r"[/:]\d", after):
-            continue
         if re.match(r"\s*(?:st|nd|rd|th)\b", text[end : end + 4]) and not text[start:end].isalpha():
             continue
         v1 = _num(m.group(0))
         op_found = _prefix_op(text, start)
-        if _ORDINAL_BEFORE.search(
-            text[max(0, (op_found[1] if op_found else start) - 12) : (op_found[1] if op_found else start)]
+        if op_found is None and start > 1 and text[start - 1] in "-−+" and not text[start - 2].isalnum():
+            # a signed value after a comparator: "z-score > -3", "MIP < -20 cm H2O", "< +1.5"
+            op_found = _prefix_op(text, start - 1)
+            if op_found is not None and text[start - 1] != "+":
+                v1 = -v1
+        op_end = op_found[1] if op_found else start
+        explicit = op_found is not None and op_found[0] in ("ge", "gt", "le", "lt")
+        if _ORDINAL_BEFORE.search(text[max(0, op_end - 12) : op_end]) and not (
+            explicit and not _TEMPORAL_OP.search(text[op_end:start])
         ):
-            continue
+            continue  # "grade 3", "cycle 1 day 1", "n=20" (but "NYHA class ≥ 2" is a threshold)
+        if _DATE_AFTER.match(text, end) or _DATE_BEFORE.search(text[max(0, start - 20) : start]):
+            continue  # a date ("1st of January 2011", "December 31")
         op: Cmp | None = op_found[0] if op_found else None
         span_start = op_found[1] if op_found else start
-        unit = _unit_at(text, end)
-        cursor = unit[2] if unit else end
-        v2: float | None = None
         values: tuple[float, ...] = (v1,)
+        unit: tuple[str, int, int] | None = None
+        cursor = end
+        pair = _PAIR.match(text, end)
+        scale = _SCALE_OF.match(text, end)
+        if (
+            pair
+            and 50 <= v1 <= 260
+            and 30 <= float(pair.group(1)) < v1
+            and _BP_CONTEXT.search(text[max(0, start - 60) : pair.end() + 12])
+        ):
+            values = (v1, float(pair.group(1)))
+            cursor = pair.end()
+        elif scale and 0 <= v1 <= float(scale.group(1)):
+            unit = ("{score}", scale.start(), scale.end())
+            cursor = scale.end()
+        elif re.match(r"[/:]\d", text[end : end + 2]):
+            continue  # fractions, ratios, times of day
+        else:
+            dec = _decimal_comma(text, end, op_found is not None)
+            if dec is not None:
+                v1 = v1 + dec[0] if v1 >= 0 else v1 - dec[0]
+                values = (v1,)
+                cursor = dec[1]
+        if unit is None:
+            unit = _unit_at(text, cursor)
+            if unit is None and text[cursor : cursor + 1] == "-":
+                hyphen = _unit_at(text, cursor + 1)  # "12-month period", "6-mo"
+                if hyphen is not None and hyphen[0] in _HYPHEN_TIME_UNITS:
+                    unit = hyphen
+            cursor = unit[2] if unit else cursor
+        v2: float | None = None
         between_prefix = re.search(
             r"\b(?:between|from)\s+(?:the\s+)?(?:ages?\s+(?:of\s+)?)?$",
             text[max(0, start - 25) : start],
             re.IGNORECASE,
         )
         nxt = numbers[i + 1] if i + 1 < len(numbers) else None
-        if (nxt is not None and op not in ("ge", "gt", "le", "lt")) or (nxt is not None and between_prefix):
-            assert nxt is not None
+        within = op == "le" and bool(_TEMPORAL_OP.search(text[span_start:start]))
+        if (
+            nxt is not None
+            and len(values) == 1
+            and (op not in ("ge", "gt", "le", "lt") or between_prefix or within)
+        ):
             gap = text[cursor : nxt.start()]
+            if unit is not None and unit[0] in _TIME_UNITS:
+                # "20 years old to 70 years of age"
+                old = re.match(r"\s*(?:old|of\s+age)\b", gap, re.IGNORECASE)
+                gap = gap[old.end() :] if old else gap
             joined = comp.joiner.fullmatch(gap) if gap else None
             if (
                 joined is None
@@ -510,6 +621,15 @@ def _raw_thresholds(text: str) -> Iterator[Threshold]:
                 and re.fullmatch(r"\s*(?:\w+\s+){0,2}?(?:and|to|-|–)\s*", gap, re.IGNORECASE)
             ):
                 joined = re.match(r".*", gap)
+            if joined is None and unit is None and re.fullmatch(r"\s+and\s+", gap, re.IGNORECASE):
+                # "18 and 65 years old": a range when the second value carries an age or time unit
+                unit_b = _unit_at(text, nxt.end())
+                if (
+                    unit_b is not None
+                    and unit_b[0] == "a"
+                    and re.match(r"\s*(?:old|of\s+age)\b", text[unit_b[2] : unit_b[2] + 8], re.IGNORECASE)
+                ):
+                    joined = re.match(r".*", gap)
             if joined is not None:
                 v2 = _num(nxt.group(0))
                 values = (v1, v2)
@@ -521,29 +641,42 @@ def _raw_thresholds(text: str) -> Iterator[Threshold]:
                 op = "between"
                 if between_prefix:
                     span_start = start - len(between_prefix.group(0))
+                if (v1 == 0 and (_SCALE_AFTER.match(text, cursor) or _SCALE_BEFORE.search(text[:start]))) or (
+                    unit is None and all(v.is_integer() and 1900 <= v <= 2100 for v in values)
+                ):
+                    continue  # a scale ("on a 0-10 scale") or calendar years ("between 2008 and 2017")
             elif op is None or op == "eq":
-                # "0 or 1", "0, 1, or 2": integer score lists
+                # "0 or 1", "0, 1, or 2": integer score lists: one of the values
                 lst = re.match(r"((?:\s*,\s*\d(?!\d))*\s*,?\s*(?:or|and)\s+\d(?!\d|\.\d))", text[cursor:])
                 if lst and float(v1).is_integer() and v1 <= 5:
                     nums = [float(x) for x in re.findall(r"\d", lst.group(1))]
                     values = (v1, *nums)
-                    v2 = max(values)
-                    v1 = min(values)
-                    op = "between"
+                    op = "eq"
                     cursor += lst.end()
                     used_until = cursor
-        post = None
-        if op is None or op == "eq":
+        single = len(values) == 1 and op != "between"
+        bare = unit is None and single
+        if bare and (_COUNT_OF.match(text, cursor) or _FREQUENCY.match(text, cursor)):
+            continue  # "at least one of the following", "more than 2 times a week"
+        if bare and _COUNT_NOUN.match(text, cursor):
+            continue  # "at least two permanent teeth": a count, not a threshold
+        if op is None or (op == "eq" and single):
             skip = re.match(r"\s*(?:of\s+age|old|of\s+life)\b", text[cursor:], re.IGNORECASE)
             base = cursor + (skip.end() if skip else 0)
             for pattern, pop in comp.postfix:
                 pm = pattern.match(text[base:])
                 if pm:
-                    post = pop
+                    if (
+                        bare
+                        and re.match(r"\s*(?:or|and)\s+(?:more|greater|less|fewer)\b", pm.group(0), re.I)
+                        and (
+                            _COUNT_NOUN.match(text, base + pm.end()) or _COUNT_OF.match(text, base + pm.end())
+                        )
+                    ):
+                        break  # "two or more prior episodes", "one or more of the following"
+                    op = pop
                     cursor = base + pm.end()
                     break
-            if post is not None:
-                op = post
         if op is None:
             continue
         unit_code = unit[0] if unit else None
@@ -555,19 +688,8 @@ def _raw_thresholds(text: str) -> Iterator[Threshold]:
         temporal = unit_code in _TIME_UNITS and (
             bool(_TEMPORAL_LEFT.search(left))
             or bool(_TEMPORAL_RIGHT.match(text[cursor : cursor + 40]))
-            or bool(re.search(r"within|last|past|previous|preceding", op_text, re.IGNORECASE))
+            or bool(_TEMPORAL_OP.search(op_text))
         )
-        if (
-            unit_code is None
-            and op != "between"
-            and re.match(
-                r"\s+(?!(?:or|and|to|at|in|on|for|with|if|of|as|by|"
-                r"but|points?|score|x|times|fold|per|from|prior|"
-                r"before|after|on)\b)[a-z]{3,}",
-                text[cursor:],
-            )
-        ):
-            continue  # "at least two permanent teeth": a count, not a threshold
         if unit_code in _DOSE_UNITS:
             continue  # doses are not patient thresholds
         yield Threshold(
@@ -611,8 +733,11 @@ def _link(text: str, th: Threshold, mentions: list[tuple[int, int, str]], floor:
     """Attach the entity a threshold constrains: the nearest mention before it in the clause,
     else one right after it ("18 years of age", "2 prior lines")."""
     start, end = th.span
-    chosen: list[tuple[int, int, str]] = []
+    # "over age 18", "Minimum age: 18": the entity is named inside the comparison
+    chosen = [m for m in mentions if start <= m[0] and m[1] <= end and m[2] == "age_years"][:1]
     for m_start, m_end, fact in reversed(mentions):
+        if chosen and chosen[0][0] >= start:
+            break
         if m_end > start or m_end < floor:
             continue
         gap = text[m_end:start]
@@ -709,9 +834,10 @@ def find_thresholds(text: str) -> list[Threshold]:
         Thresholds in text order.
     """
     mentions = _entity_mentions(text)
+    raw = _share_units(text, list(_raw_thresholds(text)))
     out: list[Threshold] = []
     floor = 0
-    for th in _raw_thresholds(text):
+    for th in raw:
         clause_start = max(text.rfind(";", 0, th.span[0]), text.rfind(". ", 0, th.span[0]))
         linked = _link(text, th, mentions, max(floor, clause_start + 1))
         if linked.entity is None:
@@ -723,42 +849,67 @@ def find_thresholds(text: str) -> list[Threshold]:
                 entity_text = pieces[-1].strip() if pieces and pieces[-1].strip() else None
                 if entity_text:
                     base = th.span[0] - len(window) + g.start(1) + words.rfind(entity_text)
-                    linked = Threshold(
-                        op=th.op,
-                        value=th.value,
-                        value2=th.value2,
-                        unit=th.unit,
-                        unit_text=th.unit_text,
-                        span=th.span,
-                        entity=None,
-                        entity_span=(base, base + len(entity_text)),
-                        entity_text=entity_text,
-                        temporal=th.temporal,
-                        values=th.values,
+                    linked = replace(
+                        linked, entity_span=(base, base + len(entity_text)), entity_text=entity_text
                     )
-        if (
+        if linked.entity == "life_expectancy_months":
+            linked = replace(linked, temporal=False)  # "life expectancy < 3 months from enrolment"
+        elif (
             linked.unit in _TIME_UNITS - {"a"}
             and not linked.temporal
             and linked.entity not in ("age_years", "life_expectancy_months")
         ):
             words = (linked.entity_text or "") + " " + text[th.span[0] : th.span[1] + 25]
-            if not re.search(r"\bage|gestation|expectancy|\bold\b|survival|\blive\b", words, re.IGNORECASE):
-                linked = Threshold(
-                    op=linked.op,
-                    value=linked.value,
-                    value2=linked.value2,
-                    unit=linked.unit,
-                    unit_text=linked.unit_text,
-                    span=linked.span,
-                    entity=linked.entity,
-                    entity_span=linked.entity_span,
-                    entity_text=linked.entity_text,
-                    temporal=True,
-                    extra_entities=linked.extra_entities,
-                    values=linked.values,
-                )
+            if not re.search(
+                r"\bage|gestation|expectancy|\bold\b|older|younger|survival|\blive\b", words, re.IGNORECASE
+            ):
+                linked = replace(linked, temporal=True)
         out.append(linked)
         floor = th.span[1]
+    return _share_entities(text, out)
+
+
+_COORDINATED = re.compile(r"\s*(?:,|and|or|&|to)?\s*", re.IGNORECASE)
+_BOUNDS = ("ge", "gt", "le", "lt")
+
+
+def _coordinated(text: str, a: Threshold, b: Threshold) -> bool:
+    """Two bounds written as one comparison: "≥20 and ≤40 years", "<18 or >80 years"."""
+    return (
+        a.op in _BOUNDS
+        and b.op in _BOUNDS
+        and a.span[1] <= b.span[0]
+        and _COORDINATED.fullmatch(text[a.span[1] : b.span[0]]) is not None
+    )
+
+
+def _share_units(text: str, ths: list[Threshold]) -> list[Threshold]:
+    """The first of two coordinated bounds takes the unit written once after the second."""
+    out = list(ths)
+    for k in range(len(out) - 1):
+        a, b = out[k], out[k + 1]
+        if a.unit is None and b.unit is not None and len(a.values) == 1 and _coordinated(text, a, b):
+            out[k] = replace(a, unit=b.unit, unit_text=b.unit_text, temporal=b.temporal)
+    return out
+
+
+def _share_entities(text: str, ths: list[Threshold]) -> list[Threshold]:
+    """Coordinated bounds constrain the same entity ("age ≥ 24 months and ≤ 36 months")."""
+    out = list(ths)
+    for k in range(len(out) - 1):
+        a, b = out[k], out[k + 1]
+        if not _coordinated(text, a, b) or (a.entity is None) == (b.entity is None):
+            continue
+        src, dst = (a, k + 1) if a.entity is not None else (b, k)
+        target = out[dst]
+        out[dst] = replace(
+            target,
+            entity=src.entity,
+            entity_span=src.entity_span,
+            entity_text=src.entity_text,
+            extra_entities=src.extra_entities,
+            temporal=target.temporal and src.entity not in ("age_years", "life_expectancy_months"),
+        )
     return out
 
 

@@ -9,19 +9,20 @@ engine that reads it; it does no I/O beyond loading that packaged file.
 Rules (see also ``docs/trials.md``):
 
 1. **Fields.** Descriptive fields (title, official title, interventions with their descriptions and
-   other names, keywords, brief summary) can make a trial an ACT trial. The eligibility text can
-   only refine the modality, targets and cell source of a trial already recognised from its
-   descriptive fields, and only its inclusion part counts: a trial that merely excludes "prior
-   CAR-T" or mentions "T cells" or "NK cells" in its criteria is not ACT. Conditions give target
-   antigens only ("CD19 Positive"), never ACT or a modality ("NK/T-cell lymphoma").
+   other names, keywords, brief summary) can make a trial an ACT trial. The eligibility text never
+   can: a trial that merely excludes "prior CAR-T" or mentions "T cells" or "NK cells" in its
+   criteria is not ACT. For a trial recognised from its descriptive fields, the inclusion part of
+   the criteria fills in only what those fields leave open (no modality vote, no target, unknown
+   cell source); it is not read otherwise. Conditions give target antigens only ("CD19
+   Positive"), never ACT or a modality ("NK/T-cell lymphoma").
 2. **Context.** A match named as a prior or other therapy ("prior CAR-T", "after CD19 CAR-T",
    "CAR-T-exposed") is ignored; a target followed by "negative" is not a target; a term whose
    sentence matches its ``blocked_in_sentence`` pattern (bispecific antibodies, TIL as a biomarker,
    NK-cell counts) is ignored.
 3. **Modality.** Each counted match votes for its modality with ``weight x field factor``; each
    target antigen votes for its ``default_modality`` (surface antigens: CAR-T; peptide-HLA
-   antigens: TCR-T). The highest total wins; ties go to the modality listed first in the file. An
-   ACT trial with no vote is ``other cell therapy``.
+   antigens: TCR-T). The highest total wins; ties go to the first of :data:`MODALITIES` (CAR-T, TCR-T,
+   TIL, CAR-NK/NK, other). An ACT trial with no vote is ``other cell therapy``.
 4. **Targets.** From the first tier of fields that names any: title/interventions/keywords, then
    summary/conditions, then inclusion criteria; plus the targets of any named product. TIL trials
    take targets from the first tier and products only (TIL are polyclonal).

@@ -589,9 +589,9 @@ def iter_json_text(text: str, file: str, *, ndjson: bool = False) -> Iterator[So
     yield from _iter_lines(text.splitlines(), file)
 
 
-def _iter_lines(lines: Iterable[str], file: str) -> Iterator[SourceResult]:
-    """Records from NDJSON lines (a line may also hold a whole paged search response)."""
-    for lineno, line in enumerate(lines, start=1):
+def _iter_lines(lines: Iterable[str], file: str, start: int = 1) -> Iterator[SourceResult]:
+    """Records from NDJSON lines numbered from ``start`` (a line may hold a whole search response)."""
+    for lineno, line in enumerate(lines, start=start):
         if not line.strip():
             continue
         try:
@@ -635,20 +635,11 @@ def _iter_stream(stream: IO[bytes], name: str, file: str) -> Iterator[SourceResu
                 )
                 yield SourceResult(file=file, position=lineno, problem=problem)
                 continue
-            for result in _iter_lines([line], file):
-                # _iter_lines numbers from 1: put the real line number back.
-                yield _renumber(result, lineno)
+            yield from _iter_lines([line], file, start=lineno)
     except (OSError, EOFError) as exc:
         yield _file_problem(
             file, f"not a readable gzip file ({exc})" if lineno <= 1 else f"read error ({exc})"
         )
-
-
-def _renumber(result: SourceResult, lineno: int) -> SourceResult:
-    problem = result.problem
-    if problem is not None and problem.record == "line 1":
-        problem = RecordProblem(problem.file, f"line {lineno}", problem.field, problem.problem)
-    return SourceResult(file=result.file, position=lineno, record=result.record, problem=problem)
 
 
 def _iter_document(doc: object, file: str) -> Iterator[SourceResult]:
