@@ -30,12 +30,13 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-## bench: speed and accuracy figures (evaluation, CLI cold start, trial recognition and parsing)
+## bench: speed and accuracy figures (evaluation, CLI cold start, trial recognition, parsing, matching)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_evaluate.py
 	$(BIN)/python benchmarks/bench_act_recognition.py
 	$(BIN)/python benchmarks/bench_parse_lct.py
 	$(BIN)/python benchmarks/bench_parse_hint.py
+	$(BIN)/python benchmarks/bench_match.py
 
 check: test
 

@@ -4,6 +4,10 @@
 
     actnav --version
     actnav evaluate BUNDLE [--as-of YYYY-MM-DD] [--format json|html|text] [--out PATH]
+                    [--near POSTCODE|LAT,LON] [--no-trials] [--database-url URL]
+    actnav match BUNDLE [--as-of YYYY-MM-DD] [--near POSTCODE|LAT,LON] [--radius-km N]
+                 [--status recruiting]... [--modality CAR-T|TIL|TCR-T|...] [--all-trials]
+                 [--database-url URL] [--format text|json|html] [--out PATH] [--limit N]
     actnav knowledge list
     actnav knowledge schema [evaluation|product]
 
@@ -33,11 +37,14 @@ from collections.abc import Callable
 from datetime import date
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from actnav.errors import EXIT_INTERNAL, ActnavError, InputError
+
+if TYPE_CHECKING:
+    from actnav.trials.geo import GeoPoint
 
 DEBUG_ENV = "ACTNAV_DEBUG"
 
@@ -62,7 +69,7 @@ def _mount_capabilities() -> None:
     from actnav.toxicity.cli import app as toxicity_app
     from actnav.trials.cli import app as trials_app
 
-    app.add_typer(toxicity_app, name="toxicity", help="Grade CRS and ICANS after infusion; chart a course.")
+    app.add_typer(toxicity_app, name="toxicity", help="After infusion: grade CRS and ICANS, risk scores, CTCAE, ICAHT, management and monitoring plans.")
     app.add_typer(trials_app, name="trials", help="Import, sync and inspect clinical trial records.")
 
 
@@ -245,6 +252,50 @@ def _root(
     """
 
 
+NearOption = Annotated[
+    str | None,
+    typer.Option(
+        "--near",
+        metavar="POSTCODE|LAT,LON",
+        help="Where the patient is: a US ZIP code (offline table) or LAT,LON in decimal degrees.",
+        show_default=False,
+    ),
+]
+DatabaseUrlOption = Annotated[
+    str | None,
+    typer.Option(
+        "--database-url",
+        metavar="URL",
+        help="SQLAlchemy URL of the trial database. Default: ACTNAV_DATABASE_URL, else a SQLite file in the "
+        "user data folder; without stored trials, the bundled offline records are used.",
+        show_default=False,
+    ),
+]
+
+
+def _near(value: str | None) -> GeoPoint | None:
+    """``--near`` as a point (None when not given); InputError naming ``--near`` when unreadable."""
+    if value is None:
+        return None
+    from actnav.trials.geo import parse_near
+
+    return parse_near(value)
+
+
+def _modality(value: str | None) -> str | None:
+    """``--modality`` in the classifier's spelling (case-insensitive); InputError when unknown."""
+    if value is None:
+        return None
+    from actnav.trials.recognition import MODALITIES
+
+    by_lower = {m.lower(): m for m in MODALITIES}
+    found = by_lower.get(value.strip().lower())
+    if found is None:
+        hint = "one of " + ", ".join(MODALITIES)
+        raise InputError(f"unknown modality {value!r}", where="--modality", hint=hint)
+    return found
+
+
 @app.command()
 def evaluate(
     bundle: Annotated[
@@ -283,11 +334,21 @@ def evaluate(
             show_default=False,
         ),
     ] = None,
+    near: NearOption = None,
+    trials: Annotated[
+        bool,
+        typer.Option(
+            "--trials/--no-trials",
+            help="Add the best-matching adoptive cell therapy trials to the report.",
+        ),
+    ] = True,
+    database_url: DatabaseUrlOption = None,
 ) -> None:
-    """Evaluate a patient against every FDA-approved product label.
+    """Evaluate a patient against every FDA-approved product label, and match clinical trials.
 
     Per indication: eligible, not eligible or needs information, with each criterion's evidence
-    and source; trial-derived fitness context; the work-up that would settle the unknowns.
+    and source; trial-derived fitness context; the work-up that would settle the unknowns; the
+    best-ranked adoptive cell therapy trials (database, else the bundled offline records).
     """
     on = as_of if as_of is not None else date.today()  # the only clock read in actnav
     chosen = resolve_format(fmt, out)
@@ -297,14 +358,24 @@ def evaluate(
             raise InputError("no such file", where=str(bundle), hint="give the path of a FHIR Bundle")
         if not bundle.is_file():
             raise InputError("not a file", where=str(bundle), hint="give the path of a FHIR Bundle")
+        if out is not None and out.exists() and out.resolve() == bundle.resolve():
+            raise InputError(
+                "is the input bundle; the report would overwrite it", where="--out", hint="choose another file"
+            )
 
         # Heavy imports (fhir.resources, pint, the knowledge base, Jinja2) only on this path.
         from actnav.care import report
         from actnav.eligibility.evaluate import evaluate_patient
         from actnav.patient.fhir import read_bundle
 
+        point = _near(near)
         patient = read_bundle(bundle, as_of=on)
         evaluation = evaluate_patient(patient, as_of=on)
+        if trials:
+            from actnav.trials.search import add_trials, load_trial_index
+
+            loaded = load_trial_index(database_url)
+            evaluation = add_trials(evaluation, patient, as_of=on, loaded=loaded, near=point)
         renderers = {
             OutputFormat.JSON: report.render_json,
             OutputFormat.HTML: report.render_html,
@@ -319,6 +390,133 @@ def evaluate(
         write_atomic(out, text)
         typer.echo(report.render_summary(evaluation), nl=False)
         typer.echo(f"Wrote {chosen.value} report: {out}")
+
+    _guard(run)
+
+
+@app.command()
+def match(
+    bundle: Annotated[
+        Path,
+        typer.Argument(
+            help="FHIR R4 Bundle (JSON) holding one patient.", metavar="BUNDLE", show_default=False
+        ),
+    ],
+    as_of: Annotated[
+        date | None,
+        typer.Option(
+            "--as-of",
+            parser=parse_as_of,
+            metavar="YYYY-MM-DD",
+            help="Evaluation date (ages, result freshness). Default: today.",
+            show_default=False,
+        ),
+    ] = None,
+    near: NearOption = None,
+    radius_km: Annotated[
+        float | None,
+        typer.Option(
+            "--radius-km",
+            min=0,
+            metavar="N",
+            help="Keep only trials with a recruiting site within N km of --near.",
+            show_default=False,
+        ),
+    ] = None,
+    status: Annotated[
+        list[str] | None,
+        typer.Option("--status", help="Overall status to keep, e.g. recruiting (repeat or comma-separate)."),
+    ] = None,
+    modality: Annotated[
+        str | None,
+        typer.Option(
+            "--modality",
+            metavar="CAR-T|TIL|TCR-T|CAR-NK/NK|'other cell therapy'",
+            help="Keep only trials of this modality.",
+            show_default=False,
+        ),
+    ] = None,
+    all_trials: Annotated[
+        bool, typer.Option("--all-trials", help="Include trials that are not adoptive cell therapy.")
+    ] = False,
+    database_url: DatabaseUrlOption = None,
+    fmt: Annotated[
+        OutputFormat | None,
+        typer.Option(
+            "--format",
+            "-f",
+            case_sensitive=False,
+            help="Output format. Default: from the --out suffix, else text.",
+            show_default=False,
+        ),
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            "-o",
+            dir_okay=False,
+            help="Write the result to this file (atomically) and print a summary.",
+            show_default=False,
+        ),
+    ] = None,
+    limit: Annotated[
+        int, typer.Option("--limit", min=1, metavar="N", help="Show the N best-ranked trials.")
+    ] = 20,
+) -> None:
+    """Match a patient against clinical trials: verdict, score, why listed, every criterion.
+
+    Trials come from the database when it holds any, else from the bundled offline records.
+    Ranked by verdict (eligible, needs information, not eligible), then relevance of diagnosis,
+    modality and target, then distance to the nearest recruiting site.
+    """
+    on = as_of if as_of is not None else date.today()  # the only clock read in actnav
+    chosen = resolve_format(fmt, out)
+
+    def run() -> None:
+        if radius_km is not None and near is None:
+            raise InputError(
+                "--radius-km needs --near", where="--radius-km", hint="add --near POSTCODE|LAT,LON"
+            )
+        if not bundle.is_file():
+            what = "no such file" if not bundle.exists() else "not a file"
+            raise InputError(what, where=str(bundle), hint="give the path of a FHIR Bundle")
+        point = _near(near)
+        wanted = _modality(modality)
+        from actnav.trials.ctgov import normalise_statuses
+
+        statuses = normalise_statuses(status or [])
+
+        from actnav.care import report
+        from actnav.patient.fhir import read_bundle
+        from actnav.trials.search import load_trial_index, match_patient
+
+        patient = read_bundle(bundle, as_of=on)
+        result = match_patient(
+            patient,
+            as_of=on,
+            loaded=load_trial_index(database_url),
+            near=point,
+            radius_km=radius_km,
+            statuses=statuses,
+            modality=wanted,
+            act_only=not all_trials,
+            limit=limit,
+        )
+        renderers = {
+            OutputFormat.JSON: report.render_match_json,
+            OutputFormat.HTML: report.render_match_html,
+            OutputFormat.TEXT: report.render_match_text,
+        }
+        text = renderers[chosen](result)
+        if not text.endswith("\n"):
+            text += "\n"
+        if out is None:
+            typer.echo(text, nl=False)
+            return
+        write_atomic(out, text)
+        typer.echo(report.render_match_summary(result), nl=False)
+        typer.echo(f"Wrote {chosen.value} trial matches: {out}")
 
     _guard(run)
 

@@ -119,8 +119,13 @@ def fake(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakePipeline]:
     fhir.read_bundle = pipeline.read_bundle  # type: ignore[attr-defined]
     evaluate = types.ModuleType("actnav.eligibility.evaluate")
     evaluate.evaluate_patient = pipeline.evaluate_patient  # type: ignore[attr-defined]
+    # Trial matching is stubbed too: it needs a real patient record (tests/e2e/test_match_cli.py).
+    search = types.ModuleType("actnav.trials.search")
+    search.load_trial_index = lambda database_url=None: None  # type: ignore[attr-defined]
+    search.add_trials = lambda evaluation, patient, **kw: evaluation  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "actnav.patient.fhir", fhir)
     monkeypatch.setitem(sys.modules, "actnav.eligibility.evaluate", evaluate)
+    monkeypatch.setitem(sys.modules, "actnav.trials.search", search)
     yield pipeline
 
 
@@ -360,3 +365,12 @@ def test_the_example_patient_json_matches_the_published_schema() -> None:
     assert result.exit_code == 0, result.output
     schema = json.loads((ROOT / "schemas" / "evaluation.schema.json").read_text(encoding="utf-8"))
     jsonschema.validate(json.loads(result.stdout), schema)
+
+
+def test_out_may_not_overwrite_the_input_bundle(tmp_path: Path) -> None:
+    bundle = _bundle(tmp_path)
+    before = bundle.read_text(encoding="utf-8")
+    result = runner.invoke(cli.app, ["evaluate", str(bundle), "--out", str(bundle), "--format", "json"])
+    assert result.exit_code == 2
+    assert "--out" in result.output
+    assert bundle.read_text(encoding="utf-8") == before

@@ -12,11 +12,11 @@ from datetime import date
 from pathlib import Path
 
 import pytest
+from tests.conftest import require_shared
 
 from actnav.eligibility.evaluate import evaluate_patient
 from actnav.eligibility.report_model import Verdict
 from actnav.patient.fhir import read_bundle
-from tests.conftest import require_shared
 
 AS_OF = date(2026, 11, 29)
 

@@ -6,7 +6,11 @@ Three forms of the same report:
 * :func:`render_html`: a self-contained page for the care team (inline CSS, no external assets,
   prints well): verdicts first, then every criterion with its evidence and source, the
   trial-derived fitness context, the work-up checklist and everything actnav could not decide.
-* :func:`render_text`: a short plain-ASCII summary for a terminal.
+* :func:`render_text`: a short plain-text summary for a terminal (symbols in ASCII).
+
+The matched clinical trials appear in all three (``Evaluation.trials``); ``actnav match`` has its own
+forms of a :class:`~actnav.eligibility.report_model.TrialMatchReport`: :func:`render_match_json`,
+:func:`render_match_html`, :func:`render_match_text` and :func:`render_match_summary`.
 
 Rendering is pure: no I/O besides reading the packaged templates, no clock (the dates shown are
 the evaluation's own). Templates are Jinja2 with autoescaping on for everything except the
@@ -16,13 +20,20 @@ plain-text template, so a criterion text such as ``<script>`` reaches the page e
 from __future__ import annotations
 
 import json
-import unicodedata
 from dataclasses import dataclass, field
+from datetime import date
 from functools import cache
 from typing import TYPE_CHECKING, Any, get_args
 
 from actnav.eligibility.engine import CriterionResult, Result
-from actnav.eligibility.report_model import Evaluation, Verdict, WorkupItemResult
+from actnav.eligibility.report_model import (
+    Evaluation,
+    PatientSummary,
+    TrialMatchReport,
+    TrialMatchResult,
+    Verdict,
+    WorkupItemResult,
+)
 from actnav.knowledge.models import WorkupStep
 
 if TYPE_CHECKING:
@@ -34,6 +45,10 @@ __all__ = [
     "FITNESS_BANNER",
     "render_html",
     "render_json",
+    "render_match_html",
+    "render_match_json",
+    "render_match_summary",
+    "render_match_text",
     "render_summary",
     "render_text",
     "schema_json",
@@ -155,6 +170,109 @@ def render_summary(ev: Evaluation) -> str:
     return to_ascii("\n".join(lines) + "\n")
 
 
+def render_match_json(rep: TrialMatchReport) -> str:
+    """The trial matches of ``actnav match`` as indented JSON (the :class:`TrialMatchReport` shape)."""
+    return rep.model_dump_json(indent=2)
+
+
+def render_match_html(rep: TrialMatchReport) -> str:
+    """The trial matches as one self-contained HTML page (inline CSS, no external assets)."""
+    context = {
+        "rep": rep,
+        "Result": Result,
+        "Verdict": Verdict,
+        "patient_line": _patient_line_of(rep.patient, rep.as_of),
+        "disclaimer": _split_disclaimer(rep.disclaimer),
+    }
+    return _environment().get_template("match.html.j2").render(context)
+
+
+def render_match_text(rep: TrialMatchReport) -> str:
+    """The trial matches for a terminal, plain ASCII: one block per trial (verdict, score, why
+    listed, counts, the first reasons and what would settle the unknowns)."""
+    search = rep.search
+    where = "the trial database" if search.source == "database" else "the bundled offline records"
+    filters = [f"status {', '.join(search.statuses)}"] if search.statuses else []
+    if search.modality:
+        filters.append(f"modality {search.modality}")
+    if search.near:
+        radius = f" within {search.radius_km:g} km" if search.radius_km is not None else ""
+        filters.append(f"near {search.near}{radius}")
+    lines = [
+        f"actnav trial matches as of {rep.as_of.isoformat()}",
+        _patient_line_of(rep.patient, rep.as_of),
+        f"{search.trials_checked} trial(s) checked from {where}"
+        + (" (adoptive cell therapy only)" if search.act_only else "")
+        + (f"; {'; '.join(filters)}" if filters else "")
+        + f"; best {search.trials_shown} shown.",
+        "",
+    ]
+    for n, t in enumerate(rep.trials, 1):
+        lines += _trial_block(n, t)
+    if not rep.trials:
+        lines.append("  No trial to show.")
+    head, rest = _split_disclaimer(rep.disclaimer)
+    lines += ["", head]
+    if rest:
+        lines.append(rest)
+    return to_ascii("\n".join(lines) + "\n")
+
+
+def render_match_summary(rep: TrialMatchReport) -> str:
+    """A few lines when the matches went to a file: the patient, the counts by verdict, the top trials."""
+    counts = dict.fromkeys(VERDICT_LABELS, 0)
+    for t in rep.trials:
+        counts[t.verdict] += 1
+    lines = [_patient_line_of(rep.patient, rep.as_of)]
+    lines += _trial_lines(rep.trials[:5])
+    lines.append(
+        f"  {rep.search.trials_checked} checked; of the {len(rep.trials)} shown: "
+        f"{counts[Verdict.ELIGIBLE]} eligible, "
+        f"{counts[Verdict.NEEDS_INFORMATION]} need information, {counts[Verdict.NOT_ELIGIBLE]} not eligible."
+    )
+    return to_ascii("\n".join(lines) + "\n")
+
+
+def _trial_head(t: TrialMatchResult) -> str:
+    tag = f"[{VERDICT_LABELS[t.verdict].upper()}]"
+    what = " ".join(p for p in (t.modality or "not ACT", ", ".join(t.targets)) if p)
+    site = t.nearest_site
+    dist = f"  {site.distance_km:.0f} km" if site and site.distance_km is not None else ""
+    return f"{tag:<20}{t.score:5.1f}  {t.nct_id}  {what}  {t.overall_status or '-'}{dist}"
+
+
+def _trial_lines(trials: list[TrialMatchResult]) -> list[str]:
+    """Two lines per trial for the evaluation's text report: verdict line, then title and first reason."""
+    lines: list[str] = []
+    for t in trials:
+        lines.append(_clip(f"  {_trial_head(t)}  {t.title}"))
+        if t.reasons:
+            more = f" (+{len(t.reasons) - 1} more)" if len(t.reasons) > 1 else ""
+            lines.append(_clip(f"{'':22}- {t.reasons[0]}{more}"))
+    return lines
+
+
+def _trial_block(n: int, t: TrialMatchResult) -> list[str]:
+    lines = [_clip(f"{n:>2}. {_trial_head(t)}"), _clip(f"    {t.title}"), f"    {t.url}"]
+    for why in t.why_listed:
+        lines.append(_clip(f"    why: {why}"))
+    c = t.counts
+    lines.append(
+        f"    criteria: {c.get('met', 0)} met, {c.get('not_met', 0)} not met, {c.get('unknown', 0)} unknown "
+        f"({c.get('needs_review', 0)} need review)"
+    )
+    label = "not met" if t.verdict is Verdict.NOT_ELIGIBLE else "unknown"
+    for reason in t.reasons[:3]:
+        lines.append(_clip(f"    {label}: {reason}"))
+    if len(t.reasons) > 3:
+        more = len(t.reasons) - 3
+        lines.append(f"    ... {more} more (--format html shows every criterion beside its text)")
+    for item in t.workup:
+        lines.append(_clip(f"    [ ] {item.text} ({len(item.settles)} criteria)"))
+    lines.append("")
+    return lines
+
+
 def schema_json(model: type[BaseModel]) -> str:
     """The JSON Schema of a pydantic model, as published under ``schemas/``.
 
@@ -168,17 +286,18 @@ def schema_json(model: type[BaseModel]) -> str:
 
 
 def to_ascii(text: str) -> str:
-    """Replace typographic characters by ASCII look-alikes; anything else non-ASCII by ``?``.
+    """Replace typographic symbols by ASCII look-alikes (``≥`` -> ``>=``, ``—`` -> ``-``).
+
+    Letters of any script are kept as they are (a French or Greek diagnosis must survive the
+    terminal report); only the symbols in the map are replaced.
 
     Args:
         text: any text.
 
     Returns:
-        Text containing only ASCII characters.
+        The text with typographic symbols in ASCII.
     """
-    text = unicodedata.normalize("NFKD", text.translate(_ASCII_MAP))
-    text = "".join(ch for ch in text if not unicodedata.combining(ch))
-    return text.encode("ascii", "replace").decode("ascii")
+    return text.translate(_ASCII_MAP)
 
 
 # --- template plumbing -------------------------------------------------------------------------
@@ -206,6 +325,7 @@ def _environment() -> jinja2.Environment:
     env.filters["verdict_label"] = lambda v: VERDICT_LABELS.get(str(v), str(v))
     env.filters["result_label"] = lambda r: RESULT_LABELS.get(str(r), str(r))
     env.filters["needs_text"] = _needs_text
+    env.filters["typed_leaves"] = _typed_leaves
     env.filters["safe_url"] = _safe_url
     env.filters["fmt_value"] = _fmt_value
     env.filters["note_kind"] = lambda kind: NOTE_KINDS.get(
@@ -220,6 +340,16 @@ def _needs_text(criterion: CriterionResult) -> str:
     if not needs:
         return "unknown: needs information (no detail given)"
     return needs if needs.startswith("unknown:") else f"unknown: needs {needs}"
+
+
+def _typed_leaves(criterion: CriterionResult) -> list[CriterionResult]:
+    """The typed leaves under a criterion (review leaves left out: their text is the criterion's),
+    so a trial criterion shows what was checked beside the original text."""
+    leaves = [c for c in _walk([criterion]) if not c.children]
+    typed = [c for c in leaves if not (c.needs or "").startswith("unknown: needs review:")]
+    if len(leaves) == 1 and leaves[0] is criterion:
+        return []
+    return typed
 
 
 def _safe_url(url: str | None) -> str | None:
@@ -379,7 +509,10 @@ def _unknowns(ev: Evaluation) -> list[_Unknown]:
 
 
 def _patient_line(ev: Evaluation) -> str:
-    p = ev.patient
+    return _patient_line_of(ev.patient, ev.as_of)
+
+
+def _patient_line_of(p: PatientSummary, as_of: date) -> str:
     parts = [f"Patient {p.id}: {p.age_years} y, {p.sex}"]
     if p.deceased:
         parts.append(f"DECEASED{f' {p.deceased_date.isoformat()}' if p.deceased_date else ''}")
@@ -387,7 +520,7 @@ def _patient_line(ev: Evaluation) -> str:
         parts.append("; ".join(p.diagnoses))
     if p.prior_lines is not None:
         parts.append(f"{p.prior_lines} prior line(s)")
-    return f"{', '.join(parts)} (as of {ev.as_of.isoformat()})"
+    return f"{', '.join(parts)} (as of {as_of.isoformat()})"
 
 
 _VERDICT_RANK = {Verdict.ELIGIBLE: 0, Verdict.NEEDS_INFORMATION: 1, Verdict.NOT_ELIGIBLE: 2}
@@ -425,7 +558,11 @@ def _text_verdict_lines(ev: Evaluation) -> list[str]:
 
 def _disclaimer(ev: Evaluation) -> tuple[str, str]:
     """The disclaimer as (headline, rest); the headline always says actnav does not replace clinicians."""
-    text = ev.disclaimer.strip()
+    return _split_disclaimer(ev.disclaimer)
+
+
+def _split_disclaimer(disclaimer: str) -> tuple[str, str]:
+    text = disclaimer.strip()
     if "not replace" in text:
         head, sep, rest = text.partition(". ")
         return (head + "." if sep else head), rest.strip()
@@ -453,4 +590,5 @@ def _context(ev: Evaluation) -> dict[str, Any]:
         "disclaimer": _disclaimer(ev),
         "text_verdict_lines": _text_verdict_lines(ev),
         "fitness_banner": FITNESS_BANNER,
+        "trial_lines": _trial_lines(ev.trials),
     }

@@ -59,6 +59,11 @@ class FactValue(BaseModel):
     value: float | str | bool | tuple[str, ...] | None = None
     evidence: tuple[Evidence, ...] = ()
     reason: str | None = None
+    tested: tuple[str, ...] | None = Field(
+        default=None,
+        description="Codes facts only: the codes whose presence or absence was tested. None when the "
+        "value is complete (a code not in it is absent); otherwise an untested code is unknown.",
+    )
 
     @property
     def known(self) -> bool:
@@ -233,28 +238,78 @@ def _leaf(
     workup_for: Callable[[str], str],
 ) -> CriterionResult:
     assert node.fact is not None and node.op is not None
-    if not fact.known:
-        missing = Result(node.if_missing)
-        unknown = missing is Result.UNKNOWN
+    result = leaf_result(node, fact)
+    if result is not Result.UNKNOWN:
         return _result(
             id=node.id,
             text=node.text,
-            result=missing,
+            result=result,
             evidence=list(fact.evidence),
-            needs=f"unknown: needs {fact.reason}" if unknown and fact.reason else None,
-            workup=[workup_for(node.fact)] if unknown else [],
             source=source,
             unconfirmed=unconfirmed,
         )
-    met = compare(node.op, fact.value, node.value)
+    needs: str | None
+    if node.remarks and node.remarks.startswith(REVIEW_PREFIX):
+        # A criterion the trial parser could not type: what settles it is reading its own text.
+        needs = f"unknown: {node.remarks}"
+    elif fact.known:
+        untested = sorted(set(_as_tuple(node.value)) - set(fact.tested or ()))
+        needs = f"unknown: needs {fact.reason or 'a test'} for {', '.join(map(str, untested))}"
+    else:
+        needs = f"unknown: needs {fact.reason}" if fact.reason else None
     return _result(
         id=node.id,
         text=node.text,
-        result=Result.MET if met else Result.NOT_MET,
+        result=Result.UNKNOWN,
         evidence=list(fact.evidence),
+        needs=needs,
+        workup=[workup_for(node.fact)],
         source=source,
         unconfirmed=unconfirmed,
     )
+
+
+#: Remarks of a leaf the trial parser could not type start with this (``actnav.trials.parse``).
+REVIEW_PREFIX = "needs review:"
+
+
+def leaf_result(node: Criterion, fact: FactValue) -> Result:
+    """The three-valued result of one leaf for a fact value (the engine's leaf rule, reused by the
+    trial matcher's fast path so both always agree).
+
+    * unknown fact: the leaf's ``if_missing`` (``unknown`` unless the source says otherwise);
+    * a codes fact with ``tested`` (only some codes were tested): ``has_all`` / ``has_any`` /
+      ``has_none`` are decided when the tested codes decide them, else unknown;
+    * otherwise :func:`compare`.
+    """
+    assert node.op is not None
+    if not fact.known:
+        return Result(node.if_missing)
+    if fact.tested is not None and node.op in ("has_any", "has_all", "has_none"):
+        return _partial_set(node.op, _as_tuple(fact.value), fact.tested, _as_tuple(node.value))
+    return Result.MET if compare(node.op, fact.value, node.value) else Result.NOT_MET
+
+
+def _as_tuple(value: Any) -> tuple[Any, ...]:
+    return value if isinstance(value, tuple) else (value,)
+
+
+def _partial_set(op: str, have: tuple[Any, ...], tested: tuple[str, ...], want: tuple[Any, ...]) -> Result:
+    present = set(have)
+    decided = set(tested) | present
+    if op == "has_all":
+        if all(w in present for w in want):
+            return Result.MET
+        if any(w in decided and w not in present for w in want):
+            return Result.NOT_MET
+        return Result.UNKNOWN
+    if op == "has_any":
+        if any(w in present for w in want):
+            return Result.MET
+        return Result.NOT_MET if all(w in decided for w in want) else Result.UNKNOWN
+    if any(w in present for w in want):  # has_none
+        return Result.NOT_MET
+    return Result.MET if all(w in decided for w in want) else Result.UNKNOWN
 
 
 def compare(op: str, actual: Any, expected: Any) -> bool:

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from datetime import date
+from functools import cache
+
+from pydantic import BaseModel, ConfigDict
 
 from actnav.eligibility.engine import Evidence, FactValue
 from actnav.knowledge.models import FactDefinition
@@ -180,8 +183,86 @@ def _diagnosis(f: PatientFacts) -> FactValue:
     diagnoses = f.patient.diagnoses
     if not diagnoses:
         return f.unknown("diagnosis", "a confirmed cancer diagnosis (Condition)")
-    evidence = [Evidence(resource=d.resource, value=d.text, date=_iso(d.onset), note=", ".join(d.concepts[:1]) or "not a disease the rules know") for d in diagnoses]
-    return f.known("diagnosis", tuple(sorted(f.concepts())), evidence)
+    evidence = [
+        Evidence(
+            resource=d.resource,
+            value=d.text,
+            date=_iso(d.onset),
+            note=", ".join(d.concepts[:1]) or "not a disease the rules know",
+        )
+        for d in diagnoses
+    ]
+    present = f.concepts()
+    possible = _possible_subtypes(present)
+    if not possible:
+        return f.known("diagnosis", tuple(sorted(present)), evidence)
+    # A diagnosis that does not state its subtype (ALL of unstated lineage): every other concept
+    # is known absent, its subtypes are untested, so a criterion needing one is unknown.
+    tested = tuple(sorted(_all_concepts() - possible))
+    reason = "a pathology report that states the subtype (" + ", ".join(sorted(possible)) + ")"
+    return FactValue(
+        fact="diagnosis", value=tuple(sorted(present)), evidence=tuple(evidence), reason=reason, tested=tested
+    )
+
+
+@cache
+def _all_concepts() -> frozenset[str]:
+    from actnav.patient import terminology
+
+    return frozenset(c.id for c in terminology.diagnoses().concepts)
+
+
+@cache
+def _descendants() -> dict[str, frozenset[str]]:
+    from actnav.patient import terminology
+
+    children: dict[str, set[str]] = {}
+    for concept in terminology.diagnoses().concepts:
+        for parent in concept.parents:
+            children.setdefault(parent, set()).add(concept.id)
+    out: dict[str, frozenset[str]] = {}
+    for concept_id in _all_concepts():
+        seen: set[str] = set()
+        queue = list(children.get(concept_id, ()))
+        while queue:
+            node = queue.pop()
+            if node not in seen:
+                seen.add(node)
+                queue.extend(children.get(node, ()))
+        out[concept_id] = frozenset(seen)
+    return out
+
+
+def _possible_subtypes(present: set[str]) -> frozenset[str]:
+    """Subtypes of the patient's unspecific diagnoses (``rules/diagnosis-specificity.yaml``)."""
+    unspecific = diagnosis_specificity()
+    descendants = _descendants()
+    possible: set[str] = set()
+    for concept in present:
+        below = descendants.get(concept, frozenset())
+        if concept in unspecific and not (below & present):  # no subtype stated
+            possible |= below
+    return frozenset(possible - present)
+
+
+class DiagnosisSpecificity(BaseModel):
+    """``rules/diagnosis-specificity.yaml``: concepts whose subtypes stay possible."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    schema_version: int
+    version: str
+    source: dict[str, str]
+    unspecified: dict[str, str]
+
+
+@cache
+def diagnosis_specificity() -> dict[str, str]:
+    """Unspecific diagnosis concepts -> why their subtypes stay possible (raises DataFileError)."""
+    from actnav.knowledge.loader import data_root, parse_file, read_yaml
+
+    name = "rules/diagnosis-specificity.yaml"
+    return parse_file(DiagnosisSpecificity, read_yaml(data_root() / name, name), name).unspecified
 
 
 @resolver("relapsed_or_refractory")
@@ -211,6 +292,9 @@ def _refractory(f: PatientFacts) -> FactValue:
 
 @resolver("relapse_count")
 def _relapse_count(f: PatientFacts) -> FactValue:
+    """Relapse episodes: dated relapse observations, where two count as two relapses only when a
+    documented response or remission, or the start of a new line of therapy, lies between them
+    (the same relapse confirmed twice, by marrow then flow cytometry, is one relapse)."""
     events = f.status_events()
     relapses = sorted({e.date for e in events if e.status == "relapse" and e.date is not None})
     undated = [e for e in events if e.status == "relapse" and e.date is None]
@@ -218,10 +302,28 @@ def _relapse_count(f: PatientFacts) -> FactValue:
         return f.unknown("relapse_count", "the date of every relapse", [_event_evidence(e) for e in undated])
     if not events:
         return f.unknown("relapse_count", "the disease course (dates of each relapse)")
+    separators = sorted(
+        {e.date for e in events if e.status in ("response", "complete_remission") and e.date is not None}
+        | {line.start for line in f.lines.lines if line.start is not None}
+    )
+    episodes = 0
+    previous: date | None = None
+    for when in relapses:
+        if previous is None or any(previous < s < when for s in separators):
+            episodes += 1
+        previous = when
     ev = [_event_evidence(e) for e in events if e.status == "relapse"]
     if not ev:
         ev = [Evidence(note=f"no relapse among {len(events)} disease-status observations")]
-    return f.known("relapse_count", float(len(relapses)), ev)
+    elif episodes < len(relapses):
+        ev.append(
+            Evidence(
+                value=episodes,
+                note=f"{len(relapses)} relapse observations without remission or new therapy "
+                f"between some of them: {episodes} relapse(s)",
+            )
+        )
+    return f.known("relapse_count", float(episodes), ev)
 
 
 @resolver("refractory_to_first_line")
@@ -463,3 +565,319 @@ def _make_virus(fact: str, concept: str, label: str) -> Resolver:
 RESOLVERS["hiv"] = _make_virus("hiv", "hiv_infection", "HIV screening")
 RESOLVERS["hbv"] = _make_virus("hbv", "hbv_infection", "hepatitis B screening")
 RESOLVERS["hcv"] = _make_virus("hcv", "hcv_infection", "hepatitis C screening")
+
+
+# -- trial criteria ------------------------------------------------------------------------
+# Facts that trial eligibility criteria name (merged from data/trials/trial-facts.yaml).
+
+
+@resolver("needs_review")
+def _needs_review(f: PatientFacts) -> FactValue:
+    # Never resolvable: the leaf's remarks ("needs review: <criterion text>") say what to read;
+    # the engine shows them as what the unknown needs.
+    return f.unknown("needs_review", "review of the criterion's text by the trial team")
+
+
+RESOLVERS["bilirubin_x_uln"] = _make_x_uln("bilirubin_x_uln", "bilirubin", "total bilirubin")
+RESOLVERS["creatinine_x_uln"] = _make_x_uln("creatinine_x_uln", "creatinine", "serum creatinine")
+
+
+@resolver("karnofsky")
+def _karnofsky(f: PatientFacts) -> FactValue:
+    return f.measurement_fact("karnofsky", "karnofsky", "Karnofsky performance status")
+
+
+@resolver("lansky")
+def _lansky(f: PatientFacts) -> FactValue:
+    # No LOINC code for the Lansky play-performance scale is mapped yet: only a measurement with
+    # key "lansky" (from another importer) settles it.
+    return f.measurement_fact("lansky", "lansky", "Lansky play-performance status")
+
+
+@resolver("egfr")
+def _egfr(f: PatientFacts) -> FactValue:
+    return f.measurement_fact("egfr", "egfr", "eGFR (mL/min/1.73 m2)")
+
+
+@resolver("life_expectancy_months")
+def _life_expectancy(f: PatientFacts) -> FactValue:
+    # Not read from FHIR (no standard code); a measurement with this key settles it.
+    return f.measurement_fact(
+        "life_expectancy_months", "life_expectancy_months", "Treating physician's estimate of life expectancy"
+    )
+
+
+def _male(f: PatientFacts, fact: str, what: str) -> FactValue | None:
+    p = f.patient
+    if p.sex == "male":
+        ev = Evidence(resource=f"Patient/{p.id}", value="male", note=f"recorded male: {what}")
+        return f.known(fact, False, [ev])
+    return None
+
+
+def _flag_from_conditions_and_findings(
+    f: PatientFacts, fact: str, concept: str, key: str, label: str
+) -> FactValue:
+    """A yes/no fact from a Condition (concept present: yes) and an assessment Observation
+    (finding positive/negative); the more recent of the two wins. Unknown without either."""
+    hits = [
+        d for d in f.patient.diagnoses if concept in d.concepts and (d.onset is None or d.onset <= f.as_of)
+    ]
+    found = f.latest_finding(fact, key)
+    latest_hit = max(hits, key=lambda d: d.onset or date.min) if hits else None
+    use_finding = (
+        found is not None
+        and found.value != "indeterminate"
+        and (
+            latest_hit is None
+            or (found.date is not None and (latest_hit.onset is None or found.date >= latest_hit.onset))
+        )
+    )
+    if found is not None and use_finding:
+        ev = Evidence(
+            resource=found.resource, value=found.value, date=_iso(found.date), note=found.detail or None
+        )
+        age = f.stale(fact, found.date)
+        if age is not None:
+            return f.unknown(fact, f"a current {label} (last result is {age} days old)", [ev])
+        return f.known(fact, found.value == "positive", [ev])
+    if latest_hit is not None:
+        return f.known(
+            fact, True, [Evidence(resource=d.resource, value=d.text, date=_iso(d.onset)) for d in hits]
+        )
+    return f.unknown(fact, label)
+
+
+@resolver("pregnant")
+def _pregnant(f: PatientFacts) -> FactValue:
+    male = _male(f, "pregnant", "not pregnant")
+    if male is not None:
+        return male
+    return _flag_from_conditions_and_findings(
+        f,
+        "pregnant",
+        "pregnancy",
+        "pregnant",
+        "a pregnancy test within 7 days (persons of child-bearing potential)",
+    )
+
+
+@resolver("breastfeeding")
+def _breastfeeding(f: PatientFacts) -> FactValue:
+    male = _male(f, "breastfeeding", "not breastfeeding")
+    if male is not None:
+        return male
+    return _flag_from_conditions_and_findings(
+        f, "breastfeeding", "breastfeeding", "breastfeeding", "whether the patient is breastfeeding"
+    )
+
+
+@resolver("measurable_disease")
+def _measurable(f: PatientFacts) -> FactValue:
+    found = f.finding_fact(
+        "measurable_disease",
+        "measurable_disease",
+        "current imaging showing measurable disease by the trial's criteria",
+    )
+    if found.known:
+        return f.known("measurable_disease", found.value == "positive", found.evidence)
+    return found
+
+
+@resolver("active_gvhd")
+def _active_gvhd(f: PatientFacts) -> FactValue:
+    fact = "active_gvhd"
+    assessed = _flag_from_conditions_and_findings(
+        f, fact, "gvhd", fact, "an assessment for graft-versus-host disease"
+    )
+    if assessed.known:
+        return assessed
+    done = [t for t in f.patient.transplants if t.date is None or t.date <= f.as_of]
+    if any(t.type != "autologous" for t in done):
+        return assessed  # an allogeneic (or untyped) transplant: GVHD must be assessed
+    if done or f.patient.treatment_history_recorded:
+        note = "no allogeneic transplant in the recorded history: GVHD cannot arise"
+        return f.known(fact, False, [Evidence(note=note)])
+    return assessed
+
+
+def _months_since_transplant(f: PatientFacts, fact: str, kind: str) -> FactValue:
+    found = [t for t in f.patient.transplants if t.type == kind and (t.date is None or t.date <= f.as_of)]
+    if not found:
+        return f.unknown(fact, f"the date of an {kind} transplant (none recorded)")
+    dated = [t for t in found if t.date is not None]
+    if len(dated) < len(found):
+        return f.unknown(fact, f"the date of the {kind} transplant")
+    last = max(dated, key=lambda t: t.date or date.min)
+    assert last.date is not None
+    months = whole_months(last.date, f.as_of)
+    return f.known(
+        fact, float(months), [Evidence(resource=last.resource, value=months, unit="mo", date=_iso(last.date))]
+    )
+
+
+@resolver("months_since_autologous_transplant")
+def _months_since_auto(f: PatientFacts) -> FactValue:
+    return _months_since_transplant(f, "months_since_autologous_transplant", "autologous")
+
+
+#: Antigen codes of the trial parser (``parse-rules.yaml`` ``antigens``) read from findings
+#: ``antigen_<code>`` (docs/fhir-input.md); MAGE-A4 immunohistochemistry counts as ``mage_a4``.
+ANTIGEN_FINDING_PREFIX = "antigen_"
+
+
+@resolver("tumor_antigens")
+def _tumor_antigens(f: PatientFacts) -> FactValue:
+    latest: dict[str, Finding] = {}
+    for finding in f.patient.findings:
+        if finding.date is not None and finding.date > f.as_of:
+            continue
+        if finding.key.startswith(ANTIGEN_FINDING_PREFIX):
+            code = finding.key.removeprefix(ANTIGEN_FINDING_PREFIX)
+        elif finding.key == "mage_a4":
+            code = "mage_a4"
+        else:
+            continue
+        if finding.value == "indeterminate":
+            continue
+        seen = latest.get(code)
+        if seen is None or (finding.date or date.min) >= (seen.date or date.min):
+            latest[code] = finding
+    if not latest:
+        return f.unknown(
+            "tumor_antigens", "a test of the tumour for the target antigen (flow cytometry or IHC)"
+        )
+    ev = [
+        Evidence(resource=x.resource, value=f"{code} {x.value}", date=_iso(x.date), note=x.detail or None)
+        for code, x in sorted(latest.items())
+    ]
+    positive = tuple(sorted(code for code, x in latest.items() if x.value == "positive"))
+    # Only the antigens tested are decided; any other antigen a trial names stays unknown.
+    return FactValue(
+        fact="tumor_antigens",
+        value=positive,
+        evidence=tuple(ev),
+        tested=tuple(sorted(latest)),
+        reason="a test of the tumour",
+    )
+
+
+# -- washouts: days since the last therapy of a kind -----------------------------------------
+
+#: Drug classes that are cytotoxic chemotherapy (data/terminology/drugs.yaml).
+CHEMOTHERAPY_CLASSES = frozenset({"chemotherapy", "anthracycline", "alkylating_agent"})
+#: Drug classes that are therapeutic monoclonal antibodies; any agent whose INN ends in the WHO
+#: stem "-mab" counts too (WHO, "The use of stems in the selection of INN", -mab).
+ANTIBODY_CLASSES = frozenset(
+    {"anti_cd20", "anti_cd38", "anti_pd1", "anti_pdl1", "anti_ctla4", "bispecific_antibody"}
+)
+
+
+def _is_antibody(t: TherapyExposure) -> bool:
+    return bool(ANTIBODY_CLASSES & set(t.classes)) or any(
+        word.endswith("mab") for agent in t.agents for word in agent.split()
+    )
+
+
+def _washout(
+    f: PatientFacts,
+    fact: str,
+    kind: str,
+    pick: Callable[[TherapyExposure], bool],
+    *,
+    complete: Callable[[PatientFacts], bool] = lambda f: f.patient.treatment_history_recorded,
+) -> FactValue:
+    """Days from the end of the most recent therapy of a kind to the evaluation date.
+
+    An ongoing therapy (open end) is 0 days. With a recorded treatment history that holds no
+    therapy of the kind, the fact is known and large: the days since birth (a lower bound of
+    "never"), so a washout is met; without a history it is unknown.
+    """
+    given = [t for t in f.patient.therapies if t.start is None or t.start <= f.as_of]
+    matching = [t for t in given if pick(t)]
+    if not matching:
+        if not complete(f):
+            return f.unknown(fact, f"the date of the last {kind} (treatment history)")
+        days = (f.as_of - f.patient.birth_date).days
+        note = f"no {kind} in the recorded treatment history: counted from birth"
+        return f.known(fact, float(days), [Evidence(value=days, unit="d", note=note)])
+    undated = [t for t in matching if t.start is None and t.end is None]
+    if undated:
+        names = ", ".join(t.text for t in undated)
+        return f.unknown(fact, f"the dates of {names}", [_therapy_evidence(t) for t in undated])
+
+    def last_day(t: TherapyExposure) -> date:
+        # An open period (end None after a start) is ongoing: its last dose is today.
+        return t.end if t.end is not None else f.as_of
+
+    last = max(matching, key=last_day)
+    days = max(0, (f.as_of - last_day(last)).days)
+    note = f"last {kind}: {last.text}" + (
+        " (ongoing)" if last.end is None else f", ended {last_day(last).isoformat()}"
+    )
+    return f.known(fact, float(days), [Evidence(resource=last.resource, value=days, unit="d", note=note)])
+
+
+@resolver("days_since_last_chemotherapy")
+def _since_chemo(f: PatientFacts) -> FactValue:
+    return _washout(
+        f,
+        "days_since_last_chemotherapy",
+        "chemotherapy",
+        lambda t: bool(CHEMOTHERAPY_CLASSES & set(t.classes)),
+    )
+
+
+@resolver("days_since_last_systemic_therapy")
+def _since_systemic(f: PatientFacts) -> FactValue:
+    return _washout(
+        f, "days_since_last_systemic_therapy", "systemic anticancer therapy", lambda t: t.anticancer
+    )
+
+
+@resolver("days_since_last_monoclonal_antibody")
+def _since_antibody(f: PatientFacts) -> FactValue:
+    return _washout(f, "days_since_last_monoclonal_antibody", "monoclonal antibody", _is_antibody)
+
+
+@resolver("days_since_last_systemic_steroids")
+def _since_steroids(f: PatientFacts) -> FactValue:
+    return _washout(
+        f,
+        "days_since_last_systemic_steroids",
+        "systemic corticosteroid",
+        lambda t: "corticosteroid" in t.classes,
+    )
+
+
+@resolver("days_since_last_investigational_agent")
+def _since_investigational(f: PatientFacts) -> FactValue:
+    # A therapy naming no agent of drugs.yaml (imported for its line-of-therapy extension) may be
+    # investigational; a history whose every anticancer therapy names a known (approved) agent has none.
+    def complete(g: PatientFacts) -> bool:
+        therapies = [t for t in g.patient.therapies if t.anticancer]
+        return bool(therapies) and all(t.agents or "car_t" in t.classes for t in therapies)
+
+    return _washout(
+        f,
+        "days_since_last_investigational_agent",
+        "investigational agent",
+        lambda t: False,
+        complete=complete,
+    )
+
+
+@resolver("days_since_last_radiotherapy")
+def _since_radiotherapy(f: PatientFacts) -> FactValue:
+    # Radiotherapy Procedures are not read from the record, so their absence proves nothing.
+    return f.unknown(
+        "days_since_last_radiotherapy", "the date of the last radiotherapy (not read from the record)"
+    )
+
+
+@resolver("days_since_major_surgery")
+def _since_surgery(f: PatientFacts) -> FactValue:
+    # Surgical Procedures are not read from the record, so their absence proves nothing.
+    return f.unknown(
+        "days_since_major_surgery", "the date of the last major surgery (not read from the record)"
+    )

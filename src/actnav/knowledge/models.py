@@ -104,8 +104,11 @@ class Criterion(_Strict):
                 raise ValueError(f"leaf criterion {self.id!r} needs op and value")
             listy = self.op in ("in", "not_in", "has_any", "has_all", "has_none")
             if listy != isinstance(self.value, tuple):
-                raise ValueError(f"criterion {self.id!r}: op {self.op!r} takes a list value" if listy
-                                 else f"criterion {self.id!r}: op {self.op!r} takes a single value")
+                raise ValueError(
+                    f"criterion {self.id!r}: op {self.op!r} takes a list value"
+                    if listy
+                    else f"criterion {self.id!r}: op {self.op!r} takes a single value"
+                )
         elif self.op is not None or self.value is not None or self.unit is not None:
             raise ValueError(f"group criterion {self.id!r} cannot have op, value or unit")
         for group in (self.all_of, self.any_of):
@@ -208,7 +211,9 @@ class Product(_Strict):
     brand: str
     sponsor: str
     modality: Literal["CAR-T", "TIL", "TCR-T"]
-    construct_: str = Field(alias="construct", description="Cell source and construct, e.g. autologous CAR-T (4-1BB).")
+    construct_: str = Field(
+        alias="construct", description="Cell source and construct, e.g. autologous CAR-T (4-1BB)."
+    )
     target: str
     bla: str
     first_approval: dt.date

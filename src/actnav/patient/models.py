@@ -20,9 +20,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 Sex = Literal["female", "male", "other", "unknown"]
-DiseaseStatus = Literal[
-    "relapse", "refractory", "progression", "stable", "response", "complete_remission"
-]
+DiseaseStatus = Literal["relapse", "refractory", "progression", "stable", "response", "complete_remission"]
 FindingValue = Literal["positive", "negative", "indeterminate"]
 TransplantType = Literal["autologous", "allogeneic", "unknown"]
 

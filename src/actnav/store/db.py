@@ -34,7 +34,9 @@ def get_engine(url: str) -> Engine:
     try:
         parsed = make_url(url)
     except ArgumentError as exc:
-        raise InputError(f"not a SQLAlchemy URL: {url!r}", where="--database-url / ACTNAV_DATABASE_URL") from exc
+        raise InputError(
+            f"not a SQLAlchemy URL: {url!r}", where="--database-url / ACTNAV_DATABASE_URL"
+        ) from exc
     if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
         Path(parsed.database or "").expanduser().parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(parsed, future=True)

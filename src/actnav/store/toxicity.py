@@ -3,8 +3,9 @@
 Three tables:
 
 * ``toxicity_course``: one recorded course for a case reference (weight, infusion date, maximum
-  grades, the grading-table versions used, when it was recorded). Recording the same case again
-  adds a new course; :func:`read_course` returns the latest unless asked for another.
+  grades, the grading-table versions used, when it was recorded; the product id and the CRS and
+  ICANS summaries over time are kept in ``summary``, JSON, so no column was added). Recording the
+  same case again adds a new course; :func:`read_course` returns the latest unless asked for another.
 * ``toxicity_assessment``: its assessments in time order; the input as given (``payload``, JSON)
   and a few columns for queries (time, day, temperature, oxygen device, ICE and CAPD scores).
 * ``toxicity_grade``: the CRS and the ICANS grade of each assessment with the reason, the inputs
@@ -40,7 +41,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from actnav.errors import InputError
 from actnav.store.db import Base, create_schema, session_scope
-from actnav.toxicity.course import AssessmentGrade, CourseGrade, grade_course
+from actnav.toxicity.course import AssessmentGrade, CourseGrade, SyndromeSummary, grade_course
 from actnav.toxicity.crs import CrsGrade, load_crs_table
 from actnav.toxicity.icans import IcansGrade, load_capd_table, load_icans_table
 from actnav.toxicity.ice import load_ice_table
@@ -125,6 +126,8 @@ class StoredCourse:
         grades: the stored grades of each assessment, in time order.
         max_grades: ``{"crs": ..., "icans": ...}`` as stored.
         grading_tables: the grading-table versions used.
+        crs / icans: CRS and ICANS over the course (maximum, onset, episodes) as stored, or
+            ``None`` for a record without them.
     """
 
     id: int
@@ -134,6 +137,8 @@ class StoredCourse:
     grades: tuple[AssessmentGrade, ...]
     max_grades: dict[str, int | None]
     grading_tables: str
+    crs: SyndromeSummary | None = None
+    icans: SyndromeSummary | None = None
 
 
 def record_course(
@@ -179,6 +184,7 @@ def record_course(
         icans_max_grade=graded.max_grades["icans"],
         grading_tables=tables,
         summary={
+            "product": course.product,
             "crs": graded.crs.model_dump(mode="json"),
             "icans": graded.icans.model_dump(mode="json"),
         },
@@ -259,6 +265,7 @@ def read_course(engine: Engine, case_ref: str, *, course_id: int | None = None) 
                 "weight_kg": row.weight_kg,
                 "infusion_date": row.infusion_date.isoformat() if row.infusion_date else None,
                 "age_years": row.age_years,
+                "product": (row.summary or {}).get("product"),
                 "assessments": [a.payload for a in by_index],
             }
         )
@@ -283,7 +290,14 @@ def read_course(engine: Engine, case_ref: str, *, course_id: int | None = None) 
             grades=tuple(grades),
             max_grades={"crs": row.crs_max_grade, "icans": row.icans_max_grade},
             grading_tables=row.grading_tables,
+            crs=_summary(row.summary, "crs"),
+            icans=_summary(row.summary, "icans"),
         )
+
+
+def _summary(summary: dict[str, Any] | None, name: str) -> SyndromeSummary | None:
+    stored = (summary or {}).get(name)
+    return SyndromeSummary.model_validate(stored) if isinstance(stored, dict) else None
 
 
 def _check_case_ref(case_ref: str) -> None:

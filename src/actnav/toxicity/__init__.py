@@ -9,8 +9,15 @@ Public API (pure: no database, network or file I/O):
   course, the maximum grades, onset day and duration, with the inputs that set each grade.
 * :func:`parse_input` (``actnav.toxicity.models``): validate JSON input, errors naming the field.
 
+Around them: ``actnav.toxicity.guidance`` (CRS/ICANS management for a grade and weight, the
+tocilizumab dose check, the product's monitoring plan), ``actnav.toxicity.report`` (the grade
+output: grades with the guidance for every assessment and the course maximum),
+``actnav.toxicity.risk`` and ``risk_input`` (EASIX, m-EASIX, CAR-HEMATOTOX, HScore),
+``actnav.toxicity.iec_hs``, ``actnav.toxicity.ctcae`` (CTCAE v5.0) and ``actnav.toxicity.icaht``.
+
 At the doors: ``actnav.toxicity.chart`` (matplotlib, imported on use), ``actnav.toxicity.cli``
-(the ``actnav toxicity`` commands) and ``actnav.store.toxicity`` (database tables).
+(the ``actnav toxicity`` commands) and ``actnav.store.toxicity`` (database tables). The inputs,
+outputs and rules are documented in ``docs/toxicity.md``.
 
 The grade tables are data under ``actnav/data/toxicity/`` (``astct-crs.yaml``, ``astct-icans.yaml``,
 ``ice.yaml``, ``capd.yaml``), each row citing Lee DW et al., Biol Blood Marrow Transplant

@@ -21,9 +21,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from functools import cache
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, Strict, model_validator
 
 from actnav.eligibility.engine import SourceInfo
 from actnav.errors import InputError
@@ -44,6 +44,7 @@ from actnav.toxicity.risk import (
 Kind = Literal["increase_x_uln", "decrease_below_lln", "fever", "febrile_neutropenia", "clinical"]
 Symptoms = Literal["none", "mild", "moderate", "severe"]
 Column = Literal["uln", "baseline", "lln", "celsius", "criteria", "options"]
+Number = Annotated[float, Strict()]
 
 
 class Option(ToxModel):
@@ -118,9 +119,13 @@ class Term(ToxModel):
         for grade in self.not_defined:
             if grade in defined:
                 raise ValueError(f"term {self.id!r}: grade {grade} is both defined and not defined")
-        rules = [*self.uln_rules, *self.baseline_rules, *self.stools_rules,
-                 *(r for rs in self.rules_by_unit.values() for r in rs),
-                 *(self.fever.rules_c if self.fever else ())]
+        rules = [
+            *self.uln_rules,
+            *self.baseline_rules,
+            *self.stools_rules,
+            *(r for rs in self.rules_by_unit.values() for r in rs),
+            *(self.fever.rules_c if self.fever else ()),
+        ]
         for grade in {*(r.result for r in rules), *(o.grade for o in self.options)}:
             if grade not in defined:
                 raise ValueError(f"term {self.id!r}: grade {grade} is used but has no description")
@@ -184,8 +189,13 @@ def find_term(term: str) -> Term:
 def ctcae_terms() -> list[dict[str, object]]:
     """The gradable terms with their kind and selectable options (for forms and the CLI)."""
     return [
-        {"id": t.id, "name": t.name, "kind": t.kind, "meddra": t.meddra,
-         "options": [{"id": o.id, "grade": o.grade, "text": o.text} for o in t.options]}
+        {
+            "id": t.id,
+            "name": t.name,
+            "kind": t.kind,
+            "meddra": t.meddra,
+            "options": [{"id": o.id, "grade": o.grade, "text": o.text} for o in t.options],
+        }
         for t in load_ctcae().terms
     ]
 
@@ -298,23 +308,36 @@ def grade_ctcae(
     data = load_ctcae()
     spec = find_term(term)
     given = {
-        "value": value, "unit": unit, "uln": uln, "lln": lln, "baseline": baseline,
-        "temperature": temperature, "hours_above_40": hours_above_40, "anc": anc,
-        "hours_at_or_above_38": hours_at_or_above_38, "stools_above_baseline": stools_above_baseline,
-        "bsa_percent": bsa_percent, "symptoms": symptoms, "options": tuple(options) or None,
+        "value": value,
+        "unit": unit,
+        "uln": uln,
+        "lln": lln,
+        "baseline": baseline,
+        "temperature": temperature,
+        "hours_above_40": hours_above_40,
+        "anc": anc,
+        "hours_at_or_above_38": hours_at_or_above_38,
+        "stools_above_baseline": stools_above_baseline,
+        "bsa_percent": bsa_percent,
+        "symptoms": symptoms,
+        "options": tuple(options) or None,
     }
     allowed = {
         "increase_x_uln": {"value", "unit", "uln", "baseline"},
         "decrease_below_lln": {"value", "unit", "lln"} | ({"options"} if spec.options else set()),
         "fever": {"temperature", "hours_above_40", "options"},
         "febrile_neutropenia": {"anc", "temperature", "hours_at_or_above_38", "options"},
-        "clinical": {"options"} | ({"stools_above_baseline"} if spec.stools_rules else set())
+        "clinical": {"options"}
+        | ({"stools_above_baseline"} if spec.stools_rules else set())
         | ({"bsa_percent", "symptoms"} if spec.rash else set()),
     }[spec.kind]
     for name, given_value in given.items():
         if given_value is not None and name not in allowed:
-            raise InputError(f"is not used to grade {spec.id}", where=name,
-                             hint=f"{spec.id} takes {', '.join(sorted(allowed))}")
+            raise InputError(
+                f"is not used to grade {spec.id}",
+                where=name,
+                hint=f"{spec.id} takes {', '.join(sorted(allowed))}",
+            )
     chosen = _options(spec, options)
     if spec.kind == "increase_x_uln":
         return _increase(data, spec, value, uln, baseline, unit)
@@ -323,8 +346,9 @@ def grade_ctcae(
     if spec.kind == "fever":
         return _fever(data, spec, temperature, temperature_unit, hours_above_40, chosen)
     if spec.kind == "febrile_neutropenia":
-        return _febrile_neutropenia(data, spec, anc, anc_unit, temperature, temperature_unit,
-                                    hours_at_or_above_38, chosen)
+        return _febrile_neutropenia(
+            data, spec, anc, anc_unit, temperature, temperature_unit, hours_at_or_above_38, chosen
+        )
     return _clinical(data, spec, chosen, stools_above_baseline, bsa_percent, symptoms)
 
 
@@ -336,22 +360,46 @@ def _options(spec: Term, ids: Sequence[str]) -> list[Option]:
     for option_id in ids:
         if option_id not in by_id:
             known = ", ".join(by_id) or "none"
-            raise InputError(f"unknown option {option_id!r} for {spec.id}", where="options",
-                             hint=f"options: {known}")
+            raise InputError(
+                f"unknown option {option_id!r} for {spec.id}", where="options", hint=f"options: {known}"
+            )
         chosen.append(by_id[option_id])
     return chosen
 
 
-def _result(data: CtcaeFile, spec: Term, grade: int, used: Sequence[SourceRef], basis: list[str], *,
-            column: Column | None = None, ratio: float | None = None, value: float | None = None,
-            unit: str | None = None, notes: Sequence[str] = (), at_least: bool = False,
-            needs: Sequence[str] = ()) -> CtcaeGrade:
+def _result(
+    data: CtcaeFile,
+    spec: Term,
+    grade: int,
+    used: Sequence[SourceRef],
+    basis: list[str],
+    *,
+    column: Column | None = None,
+    ratio: float | None = None,
+    value: float | None = None,
+    unit: str | None = None,
+    notes: Sequence[str] = (),
+    at_least: bool = False,
+    needs: Sequence[str] = (),
+) -> CtcaeGrade:
     sources = [spec.source, *used]
     return CtcaeGrade(
-        term=spec.id, name=spec.name, meddra=spec.meddra, soc=spec.soc, ctcae_version=data.ctcae_version,
-        grade=grade, grade_text=spec.grades.get(grade, _NO_GRADE) if grade else _NO_GRADE,
-        at_least=at_least, column=column, ratio=ratio, value=value, unit=unit, basis=basis,
-        not_defined_grades=sorted(spec.not_defined), needs=list(needs), notes=[*notes, *spec.notes],
+        term=spec.id,
+        name=spec.name,
+        meddra=spec.meddra,
+        soc=spec.soc,
+        ctcae_version=data.ctcae_version,
+        grade=grade,
+        grade_text=spec.grades.get(grade, _NO_GRADE) if grade else _NO_GRADE,
+        at_least=at_least,
+        column=column,
+        ratio=ratio,
+        value=value,
+        unit=unit,
+        basis=basis,
+        not_defined_grades=sorted(spec.not_defined),
+        needs=list(needs),
+        notes=[*notes, *spec.notes],
         sources=dedupe_sources([cite(data, s) for s in sources]),
         unconfirmed=not all(s.verification.confirmed for s in sources),
     )
@@ -363,8 +411,14 @@ def _required(value: float | None, field: str, what: str) -> float:
     return check_number(value, field)
 
 
-def _increase(data: CtcaeFile, spec: Term, value: float | None, uln: float | None,
-              baseline: float | None, unit: str | None) -> CtcaeGrade:
+def _increase(
+    data: CtcaeFile,
+    spec: Term,
+    value: float | None,
+    uln: float | None,
+    baseline: float | None,
+    unit: str | None,
+) -> CtcaeGrade:
     x = _required(value, "value", spec.id)
     upper = _required(uln, "uln", spec.id)
     check_number(upper, "uln", allow_low=False)
@@ -379,12 +433,25 @@ def _increase(data: CtcaeFile, spec: Term, value: float | None, uln: float | Non
     if spec.baseline_mode == "if_abnormal":
         if base is None or base <= upper:
             if base is None:
-                notes.append("Baseline not given: graded on ULN multiples "
-                             "(the column for a normal baseline).")
-            basis = [f"baseline {'normal' if base is not None else 'unknown'}: "
-                     f"{uln_ratio:g} x ULN ({_rule_words(uln_rule, 'x ULN')})"]
-            return _result(data, spec, uln_grade, used, basis, column="uln", ratio=uln_ratio, value=x,
-                           unit=unit, notes=notes)
+                notes.append(
+                    "Baseline not given: graded on ULN multiples (the column for a normal baseline)."
+                )
+            basis = [
+                f"baseline {'normal' if base is not None else 'unknown'}: "
+                f"{uln_ratio:g} x ULN ({_rule_words(uln_rule, 'x ULN')})"
+            ]
+            return _result(
+                data,
+                spec,
+                uln_grade,
+                used,
+                basis,
+                column="uln",
+                ratio=uln_ratio,
+                value=x,
+                unit=unit,
+                notes=notes,
+            )
         check_number(base, "baseline", allow_low=False)
         b_ratio = _ratio(x, base)
         b_grade, b_rule = apply_rules(spec.baseline_rules, b_ratio)
@@ -392,12 +459,26 @@ def _increase(data: CtcaeFile, spec: Term, value: float | None, uln: float | Non
             used.append(b_rule.source)
         if b_grade == 0 and b_ratio > 1.0 and spec.baseline_gap_source is not None:
             used.append(spec.baseline_gap_source)
-            notes.append("Above the abnormal baseline but under the grade 1 multiple: no grade is "
-                         "defined; reported as grade 0 (reading unconfirmed).")
-        basis = [f"baseline abnormal ({base:g} > ULN {upper:g}): {b_ratio:g} x baseline "
-                 f"({_rule_words(b_rule, 'x baseline')})"]
-        return _result(data, spec, b_grade, used, basis, column="baseline", ratio=b_ratio, value=x,
-                       unit=unit, notes=notes)
+            notes.append(
+                "Above the abnormal baseline but under the grade 1 multiple: no grade is "
+                "defined; reported as grade 0 (reading unconfirmed)."
+            )
+        basis = [
+            f"baseline abnormal ({base:g} > ULN {upper:g}): {b_ratio:g} x baseline "
+            f"({_rule_words(b_rule, 'x baseline')})"
+        ]
+        return _result(
+            data,
+            spec,
+            b_grade,
+            used,
+            basis,
+            column="baseline",
+            ratio=b_ratio,
+            value=x,
+            unit=unit,
+            notes=notes,
+        )
 
     # alternative mode (creatinine): ULN criterion and, if a baseline is given, baseline criterion
     basis = [f"{uln_ratio:g} x ULN ({_rule_words(uln_rule, 'x ULN')}): grade {uln_grade}"]
@@ -416,15 +497,33 @@ def _increase(data: CtcaeFile, spec: Term, value: float | None, uln: float | Non
                 used.append(spec.alternative_source)
     at_least = base is None and grade < 3
     needs = ["the baseline value (grades 2-3 may also be met on baseline multiples)"] if at_least else []
-    return _result(data, spec, grade, used, basis, column=column, ratio=ratio, value=x, unit=unit,
-                   notes=notes, at_least=at_least, needs=needs)
+    return _result(
+        data,
+        spec,
+        grade,
+        used,
+        basis,
+        column=column,
+        ratio=ratio,
+        value=x,
+        unit=unit,
+        notes=notes,
+        at_least=at_least,
+        needs=needs,
+    )
 
 
 _COUNT_MAX = {"10*9/L": 1_000.0, "g/dL": 30.0, "g/L": 300.0, "mmol/L": 20.0}
 
 
-def _decrease(data: CtcaeFile, spec: Term, value: float | None, lln: float | None, unit: str | None,
-              chosen: list[Option]) -> CtcaeGrade:
+def _decrease(
+    data: CtcaeFile,
+    spec: Term,
+    value: float | None,
+    lln: float | None,
+    unit: str | None,
+    chosen: list[Option],
+) -> CtcaeGrade:
     assert spec.unit is not None
     used: list[SourceRef] = [data.conventions.below_lln_gate]
     basis: list[str] = []
@@ -447,8 +546,10 @@ def _decrease(data: CtcaeFile, spec: Term, value: float | None, lln: float | Non
             basis.append(f"{x:g} {column_unit} is at or above the LLN {limit:g}: grade 0")
         else:
             lab_grade, rule = apply_rules(spec.rules_by_unit[column_unit], x, default=1)
-            basis.append(f"{x:g} {column_unit} below the LLN {limit:g}; "
-                         + (_rule_words(rule, column_unit) if rule else "grade 1 band"))
+            basis.append(
+                f"{x:g} {column_unit} below the LLN {limit:g}; "
+                + (_rule_words(rule, column_unit) if rule else "grade 1 band")
+            )
     grade = lab_grade
     for option in chosen:
         basis.append(f"option {option.id}: grade {option.grade}")
@@ -457,21 +558,37 @@ def _decrease(data: CtcaeFile, spec: Term, value: float | None, lln: float | Non
     if spec.options and grade < 3:
         needs.append("clinical findings for higher grades: " + ", ".join(o.id for o in spec.options))
     column: Column = "lln" if x is not None and grade == lab_grade else "options"
-    return _result(data, spec, grade, used, basis, column=column, value=x,
-                   unit=column_unit if x is not None else None, needs=needs)
+    return _result(
+        data,
+        spec,
+        grade,
+        used,
+        basis,
+        column=column,
+        value=x,
+        unit=column_unit if x is not None else None,
+        needs=needs,
+    )
 
 
 def _celsius(temperature: float, unit: str, field: str) -> float:
     check_number(temperature, field, low=-1e9)
     celsius = round(convert(temperature, unit, "Cel", field=f"{field}_unit"), 3)
     if not 25.0 <= celsius <= 45.0:
-        raise InputError(f"{temperature:g} {unit} is not a plausible body temperature "
-                         "(25-45 degrees C)", where=field)
+        raise InputError(
+            f"{temperature:g} {unit} is not a plausible body temperature (25-45 degrees C)", where=field
+        )
     return celsius
 
 
-def _fever(data: CtcaeFile, spec: Term, temperature: float | None, unit: str, hours: float | None,
-           chosen: list[Option]) -> CtcaeGrade:
+def _fever(
+    data: CtcaeFile,
+    spec: Term,
+    temperature: float | None,
+    unit: str,
+    hours: float | None,
+    chosen: list[Option],
+) -> CtcaeGrade:
     assert spec.fever is not None
     basis: list[str] = []
     needs: list[str] = []
@@ -498,13 +615,30 @@ def _fever(data: CtcaeFile, spec: Term, temperature: float | None, unit: str, ho
         basis.append(f"option {option.id}: grade {option.grade}")
         grade = max(grade, option.grade)
         at_least = False
-    return _result(data, spec, grade, [], basis, column="celsius", value=celsius,
-                   unit="Cel" if celsius is not None else None, at_least=at_least, needs=needs)
+    return _result(
+        data,
+        spec,
+        grade,
+        [],
+        basis,
+        column="celsius",
+        value=celsius,
+        unit="Cel" if celsius is not None else None,
+        at_least=at_least,
+        needs=needs,
+    )
 
 
-def _febrile_neutropenia(data: CtcaeFile, spec: Term, anc: float | None, anc_unit: str,
-                         temperature: float | None, unit: str, hours: float | None,
-                         chosen: list[Option]) -> CtcaeGrade:
+def _febrile_neutropenia(
+    data: CtcaeFile,
+    spec: Term,
+    anc: float | None,
+    anc_unit: str,
+    temperature: float | None,
+    unit: str,
+    hours: float | None,
+    chosen: list[Option],
+) -> CtcaeGrade:
     fn = spec.febrile_neutropenia
     assert fn is not None
     basis: list[str] = []
@@ -519,22 +653,39 @@ def _febrile_neutropenia(data: CtcaeFile, spec: Term, anc: float | None, anc_uni
         single = celsius > fn.single_temperature_c_gt
         held = celsius >= fn.sustained_temperature_c_ge and sustained > fn.sustained_hours_gt
         basis.append(f"ANC {count:g} x10^9/L {'<' if neutropenic else '>='} {fn.anc_10e9_l_lt:g}")
-        basis.append(f"highest temperature {celsius:g} degrees C "
-                     f"{'>' if single else '<='} {fn.single_temperature_c_gt:g}; "
-                     f">= {fn.sustained_temperature_c_ge:g} for {sustained:g} h "
-                     f"({'more' if held else 'not more'} than {fn.sustained_hours_gt:g} h)")
+        basis.append(
+            f"highest temperature {celsius:g} degrees C "
+            f"{'>' if single else '<='} {fn.single_temperature_c_gt:g}; "
+            f">= {fn.sustained_temperature_c_ge:g} for {sustained:g} h "
+            f"({'more' if held else 'not more'} than {fn.sustained_hours_gt:g} h)"
+        )
         if neutropenic and (single or held):
             grade = 3
     for option in chosen:
         basis.append(f"option {option.id}: grade {option.grade}")
         grade = max(grade, option.grade)
     notes = [] if grade else ["Criteria for febrile neutropenia not met (grades 1-2 are not defined)."]
-    return _result(data, spec, grade, [], basis, column="criteria", value=count,
-                   unit="10*9/L" if count is not None else None, notes=notes)
+    return _result(
+        data,
+        spec,
+        grade,
+        [],
+        basis,
+        column="criteria",
+        value=count,
+        unit="10*9/L" if count is not None else None,
+        notes=notes,
+    )
 
 
-def _clinical(data: CtcaeFile, spec: Term, chosen: list[Option], stools: float | None,
-              bsa: float | None, symptoms: Symptoms | None) -> CtcaeGrade:
+def _clinical(
+    data: CtcaeFile,
+    spec: Term,
+    chosen: list[Option],
+    stools: float | None,
+    bsa: float | None,
+    symptoms: Symptoms | None,
+) -> CtcaeGrade:
     basis: list[str] = []
     findings: list[tuple[int, str]] = []  # (grade, text of the alternative that set it)
     for option in chosen:
@@ -551,8 +702,10 @@ def _clinical(data: CtcaeFile, spec: Term, chosen: list[Option], stools: float |
         pct = check_number(_required(bsa, "bsa_percent", spec.id), "bsa_percent", high=100.0, unit="%")
         if symptoms is None:
             if pct > spec.rash.grade2_bsa_le:
-                raise InputError("is required when the rash covers more than "
-                                 f"{spec.rash.grade2_bsa_le:g}% BSA", where="symptoms")
+                raise InputError(
+                    f"is required when the rash covers more than {spec.rash.grade2_bsa_le:g}% BSA",
+                    where="symptoms",
+                )
         elif symptoms not in ("none", "mild", "moderate", "severe"):
             raise InputError(f"must be none, mild, moderate or severe, got {symptoms!r}", where="symptoms")
         if pct == 0:
@@ -567,9 +720,13 @@ def _clinical(data: CtcaeFile, spec: Term, chosen: list[Option], stools: float |
         if got:
             findings.append((got, f"{pct:g}% BSA"))
     if not findings and not basis:
-        raise InputError(f"no finding given for {spec.id}", where="options",
-                         hint="pass options" + (", stools_above_baseline" if spec.stools_rules else "")
-                         + (", bsa_percent and symptoms" if spec.rash else ""))
+        raise InputError(
+            f"no finding given for {spec.id}",
+            where="options",
+            hint="pass options"
+            + (", stools_above_baseline" if spec.stools_rules else "")
+            + (", bsa_percent and symptoms" if spec.rash else ""),
+        )
     grade = max((g for g, _ in findings), default=0)
     used: list[SourceRef] = []
     notes: list[str] = []
@@ -578,8 +735,10 @@ def _clinical(data: CtcaeFile, spec: Term, chosen: list[Option], stools: float |
         setters = [t for g, t in findings if g == grade]
         if ";" in text and all(t != text for t in setters):
             used.append(data.conventions.semicolon_alternatives)
-            notes.append("The grade rests on one alternative of a grade whose description lists "
-                         "several (semicolon read as 'or').")
+            notes.append(
+                "The grade rests on one alternative of a grade whose description lists "
+                "several (semicolon read as 'or')."
+            )
     return _result(data, spec, grade, used, basis, column="options", notes=notes)
 
 
@@ -591,3 +750,66 @@ def is_defined(term: str, grade: int) -> bool:
     """
     spec = find_term(term)
     return grade in spec.grades
+
+
+# ---------------------------------------------------------------------------------------------
+# JSON input (``actnav toxicity ctcae --input FILE.json``)
+# ---------------------------------------------------------------------------------------------
+
+
+class CtcaeInput(BaseModel):
+    """One CTCAE finding as JSON: ``term`` and the keyword arguments of :func:`grade_ctcae`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    term: str = Field(min_length=1, description="Term id or alias (alt, platelets, fever, rash ...).")
+    value: Number | None = None
+    unit: str | None = None
+    uln: Number | None = None
+    lln: Number | None = None
+    baseline: Number | None = None
+    temperature: Number | None = None
+    temperature_unit: str = "Cel"
+    hours_above_40: Number | None = None
+    anc: Number | None = None
+    anc_unit: str = "10*9/L"
+    hours_at_or_above_38: Number | None = None
+    stools_above_baseline: Number | None = None
+    bsa_percent: Number | None = None
+    symptoms: Symptoms | None = None
+    options: tuple[str, ...] = ()
+
+
+def grade_ctcae_inputs(document: object) -> list[CtcaeGrade]:
+    """Grade one CTCAE input object, or a list of them (``[{"term": "alt", "value": 250, "uln": 40}]``).
+
+    Args:
+        document: parsed JSON: an object with ``term`` and the inputs of :func:`grade_ctcae`, or a
+            list of such objects.
+
+    Returns:
+        One :class:`CtcaeGrade` per object, in order.
+
+    Raises:
+        InputError: not an object or a list of objects, an empty list, an unknown key, a value of
+            the wrong type, or any error of :func:`grade_ctcae`; ``where`` is the field path
+            (``[2].uln`` in a list, ``uln`` for a single object).
+    """
+    from actnav.toxicity.models import validate_input
+
+    items = document if isinstance(document, list) else [document]
+    if not items:
+        raise InputError("the list is empty: give at least one {term, ...} object")
+    results: list[CtcaeGrade] = []
+    for index, item in enumerate(items):
+        prefix = f"[{index}]" if isinstance(document, list) else ""
+        if not isinstance(item, dict):
+            raise InputError('expected an object {"term": ..., "value": ...}', where=prefix or None)
+        data = validate_input(CtcaeInput, item, prefix=prefix)
+        fields = data.model_dump(exclude={"term"})
+        try:
+            results.append(grade_ctcae(data.term, **fields))
+        except InputError as exc:
+            where = f"{prefix}.{exc.where}" if prefix and exc.where else (exc.where or prefix or None)
+            raise type(exc)(exc.message, where=where, hint=exc.hint) from exc
+    return results

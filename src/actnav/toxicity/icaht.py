@@ -147,8 +147,9 @@ class IcahtResult(_Out):
 Day = int | dt.date
 
 
-def _daily_minimum(anc: Sequence[tuple[Day, float]], infusion_date: dt.date | None,
-                   unit: str) -> dict[int, float]:
+def _daily_minimum(
+    anc: Sequence[tuple[Day, float]], infusion_date: dt.date | None, unit: str
+) -> dict[int, float]:
     """Lowest ANC (10^9/L) per day since infusion; validates every point."""
     daily: dict[int, float] = {}
     for i, point in enumerate(anc):
@@ -173,8 +174,9 @@ def _daily_minimum(anc: Sequence[tuple[Day, float]], infusion_date: dt.date | No
     return daily
 
 
-def _fill(daily: dict[int, float], first: int, last: int, max_gap: int) -> tuple[dict[int, float], list[int],
-                                                                                 list[int]]:
+def _fill(
+    daily: dict[int, float], first: int, last: int, max_gap: int
+) -> tuple[dict[int, float], list[int], list[int]]:
     """Values for every day of [first, last]: measured, interpolated across short gaps, or missing."""
     known = sorted(daily)
     values: dict[int, float] = {}
@@ -194,8 +196,9 @@ def _fill(daily: dict[int, float], first: int, last: int, max_gap: int) -> tuple
     return values, interpolated, missing
 
 
-def _status(values: dict[int, float], first: int, last: int, threshold: float,
-            stable_days: int) -> list[bool | None]:
+def _status(
+    values: dict[int, float], first: int, last: int, threshold: float, stable_days: int
+) -> list[bool | None]:
     """Per day: neutropenic (<= threshold), not, or unknown; non-stable recoveries merged."""
     days: list[bool | None] = [
         (values[d] <= threshold) if d in values else None for d in range(first, last + 1)
@@ -224,9 +227,14 @@ def _longest(days: list[bool | None]) -> int:
     return best
 
 
-def grade_icaht(anc: Sequence[tuple[Day, float]], *, anc_unit: str = "10*9/L",
-                infusion_date: dt.date | None = None, censor_day: int | None = None,
-                duration_mode: DurationMode | None = None) -> IcahtResult:
+def grade_icaht(
+    anc: Sequence[tuple[Day, float]],
+    *,
+    anc_unit: str = "10*9/L",
+    infusion_date: dt.date | None = None,
+    censor_day: int | None = None,
+    duration_mode: DurationMode | None = None,
+) -> IcahtResult:
     """Early and late ICAHT from a series of absolute neutrophil counts.
 
     Args:
@@ -252,8 +260,9 @@ def grade_icaht(anc: Sequence[tuple[Day, float]], *, anc_unit: str = "10*9/L",
         by Liang 2024 [S], via clinical-reference.md section 6b.
     """
     data = load_icaht()
-    if censor_day is not None and (isinstance(censor_day, bool) or not isinstance(censor_day, int)
-                                   or censor_day < 0):
+    if censor_day is not None and (
+        isinstance(censor_day, bool) or not isinstance(censor_day, int) or censor_day < 0
+    ):
         raise InputError(f"must be a day >= 0, got {censor_day!r}", where="censor_day")
     mode = duration_mode or data.early.duration_mode
     if mode not in ("longest_episode", "cumulative"):
@@ -262,18 +271,29 @@ def grade_icaht(anc: Sequence[tuple[Day, float]], *, anc_unit: str = "10*9/L",
     return IcahtResult(early=_early(data, daily, censor_day, mode), late=_late(data, daily, censor_day))
 
 
-def _early(data: IcahtFile, daily: dict[int, float], censor_day: int | None,
-           mode: DurationMode) -> EarlyIcaht:
+def _early(
+    data: IcahtFile, daily: dict[int, float], censor_day: int | None, mode: DurationMode
+) -> EarlyIcaht:
     spec = data.early
     first = spec.first_day
     last = spec.last_day if censor_day is None else min(spec.last_day, censor_day)
     used: list[SourceRef] = [spec.stable_recovery_source]
     in_window = {d: v for d, v in daily.items() if first <= d <= last}
     if not in_window:
-        return EarlyIcaht(grade=None, at_least=False, window=(first, last), duration_mode=mode, durations=[],
-                          early_death_rule_applied=False, missing_days=list(range(first, last + 1)),
-                          interpolated_days=[], basis=["no ANC in the early window"], notes=[],
-                          sources=[cite(data, spec.thresholds[0].source)], unconfirmed=False)
+        return EarlyIcaht(
+            grade=None,
+            at_least=False,
+            window=(first, last),
+            duration_mode=mode,
+            durations=[],
+            early_death_rule_applied=False,
+            missing_days=list(range(first, last + 1)),
+            interpolated_days=[],
+            basis=["no ANC in the early window"],
+            notes=[],
+            sources=[cite(data, spec.thresholds[0].source)],
+            unconfirmed=False,
+        )
     values, interpolated, missing = _fill(daily, first, last, spec.max_gap_days_interpolated)
     if interpolated:
         used.append(spec.interpolation_source)
@@ -289,46 +309,77 @@ def _early(data: IcahtFile, daily: dict[int, float], censor_day: int | None,
         status = _status(values, first, last, threshold.anc_10e9_l, spec.stable_recovery_days)
         longest, total = _longest(status), sum(1 for s in status if s is True)
         never = full_window and all(s is True for s in status)
-        by_mode = {"longest_episode": apply_rules(threshold.rules, longest)[0],
-                   "cumulative": apply_rules(threshold.rules, total)[0]}
+        by_mode = {
+            "longest_episode": apply_rules(threshold.rules, longest)[0],
+            "cumulative": apply_rules(threshold.rules, total)[0],
+        }
         got = by_mode[mode]
         mode_matters = mode_matters or by_mode["longest_episode"] != by_mode["cumulative"]
         if never and threshold.never_recovered_grade is not None:
             got = max(got, threshold.never_recovered_grade)
             basis.append(f"ANC never above {threshold.anc_10e9_l:g} x10^9/L in days {first}-{last}")
         rule = spec.early_death_rule
-        applies = (rule.enabled and threshold.never_recovered_grade is not None and not full_window
-                   and rule.grade > got and _runs_to_end(status, rule.starts_by_day - first))
+        applies = (
+            rule.enabled
+            and threshold.never_recovered_grade is not None
+            and not full_window
+            and rule.grade > got
+            and _runs_to_end(status, rule.starts_by_day - first)
+        )
         if applies:
             got = rule.grade
             death_rule = True
             used.append(rule.source)
-            basis.append(f"ANC <= {threshold.anc_10e9_l:g} from day {rule.starts_by_day} or earlier "
-                         f"until the window ends at censoring (day {last})")
+            basis.append(
+                f"ANC <= {threshold.anc_10e9_l:g} from day {rule.starts_by_day} or earlier "
+                f"until the window ends at censoring (day {last})"
+            )
         days_used = longest if mode == "longest_episode" else total
-        basis.append(f"ANC <= {threshold.anc_10e9_l:g} x10^9/L: {days_used} days ({mode.replace('_', ' ')}): "
-                     f"grade {got}")
-        durations.append(ThresholdDuration(anc_10e9_l=threshold.anc_10e9_l, longest_episode_days=longest,
-                                           cumulative_days=total, days_used=days_used, never_recovered=never,
-                                           grade=got))
+        basis.append(
+            f"ANC <= {threshold.anc_10e9_l:g} x10^9/L: {days_used} days ({mode.replace('_', ' ')}): "
+            f"grade {got}"
+        )
+        durations.append(
+            ThresholdDuration(
+                anc_10e9_l=threshold.anc_10e9_l,
+                longest_episode_days=longest,
+                cumulative_days=total,
+                days_used=days_used,
+                never_recovered=never,
+                grade=got,
+            )
+        )
         grade = max(grade, got)
     if mode_matters:
         used.append(spec.duration_mode_source)
-        notes.append("Longest-episode and cumulative counting give different grades here; "
-                     f"{mode.replace('_', ' ')} was used.")
+        notes.append(
+            "Longest-episode and cumulative counting give different grades here; "
+            f"{mode.replace('_', ' ')} was used."
+        )
     on_cut = sorted({d for d, v in in_window.items() for t in spec.thresholds if v == t.anc_10e9_l})
     if on_cut:
         used.append(spec.boundary_source)
-        notes.append(f"ANC exactly on a threshold on day(s) {on_cut}: counted as neutropenic (ICAHT '<='), "
-                     "whereas CIBMTR counts 0.5 as recovered.")
+        notes.append(
+            f"ANC exactly on a threshold on day(s) {on_cut}: counted as neutropenic (ICAHT '<='), "
+            "whereas CIBMTR counts 0.5 as recovered."
+        )
     at_least = bool(missing) and grade < 4
     if missing:
         notes.append(f"No ANC (even after interpolation) on day(s) {missing}; the grade is a minimum.")
-    return EarlyIcaht(grade=grade, at_least=at_least, window=(first, last), duration_mode=mode,
-                      durations=durations, early_death_rule_applied=death_rule, missing_days=missing,
-                      interpolated_days=interpolated, basis=basis, notes=notes,
-                      sources=dedupe_sources([cite(data, s) for s in used]),
-                      unconfirmed=not all(s.verification.confirmed for s in used))
+    return EarlyIcaht(
+        grade=grade,
+        at_least=at_least,
+        window=(first, last),
+        duration_mode=mode,
+        durations=durations,
+        early_death_rule_applied=death_rule,
+        missing_days=missing,
+        interpolated_days=interpolated,
+        basis=basis,
+        notes=notes,
+        sources=dedupe_sources([cite(data, s) for s in used]),
+        unconfirmed=not all(s.verification.confirmed for s in used),
+    )
 
 
 def _runs_to_end(status: list[bool | None], start_by: int) -> bool:
@@ -349,9 +400,17 @@ def _late(data: IcahtFile, daily: dict[int, float], censor_day: int | None) -> L
     values = sorted(v for d, v in daily.items() if spec.first_day <= d <= last)
     used: list[SourceRef] = [spec.source, spec.window_source]
     if not values:
-        return LateIcaht(grade=None, window=window, n_values=0, nadir_10e9_l=None, second_lowest_10e9_l=None,
-                         basis=["no ANC in the late window"], notes=[],
-                         sources=dedupe_sources([cite(data, s) for s in used]), unconfirmed=False)
+        return LateIcaht(
+            grade=None,
+            window=window,
+            n_values=0,
+            nadir_10e9_l=None,
+            second_lowest_10e9_l=None,
+            basis=["no ANC in the late window"],
+            notes=[],
+            sources=dedupe_sources([cite(data, s) for s in used]),
+            unconfirmed=False,
+        )
     nadir = values[0]
     second = values[1] if len(values) > 1 else None
     notes: list[str] = []
@@ -367,7 +426,82 @@ def _late(data: IcahtFile, daily: dict[int, float], censor_day: int | None) -> L
         else:
             basis.append(f"second-lowest ANC {second:g} <= {spec.second_value_le:g}: non-transient")
         basis.append(f"grade {grade}")
-    return LateIcaht(grade=grade, window=window, n_values=len(values), nadir_10e9_l=nadir,
-                     second_lowest_10e9_l=second, basis=basis, notes=notes,
-                     sources=dedupe_sources([cite(data, s) for s in used]),
-                     unconfirmed=not all(s.verification.confirmed for s in used))
+    return LateIcaht(
+        grade=grade,
+        window=window,
+        n_values=len(values),
+        nadir_10e9_l=nadir,
+        second_lowest_10e9_l=second,
+        basis=basis,
+        notes=notes,
+        sources=dedupe_sources([cite(data, s) for s in used]),
+        unconfirmed=not all(s.verification.confirmed for s in used),
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# JSON input (``actnav toxicity icaht FILE.json``)
+# ---------------------------------------------------------------------------------------------
+
+
+class AncPoint(BaseModel):
+    """One ANC: ``day`` since infusion (day 0 = infusion) or a calendar ``date``, and the ``value``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    day: int | None = Field(default=None, strict=True, ge=-30, le=3650)
+    date: dt.date | None = None
+    value: float = Field(strict=True, ge=0)
+
+
+class IcahtInput(BaseModel):
+    """Input of ``actnav toxicity icaht``: an ANC series after infusion."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    infusion_date: dt.date | None = Field(default=None, description="Day 0; needed when points use dates.")
+    anc_unit: str = Field(default="10*9/L", description="Unit of every value: 10^9/L, /uL, /mm3, 10^3/uL.")
+    anc: tuple[AncPoint, ...] = Field(min_length=1)
+    censor_day: int | None = Field(
+        default=None, strict=True, ge=0, description="Progression, next therapy, death or last follow-up."
+    )
+    duration_mode: DurationMode | None = None
+
+
+def grade_icaht_input(document: object) -> IcahtResult:
+    """Validate an ICAHT input document and grade it (see :func:`grade_icaht`).
+
+    Raises:
+        InputError: a missing or unknown field, a point with both or neither of ``day`` and
+            ``date``, or any error of :func:`grade_icaht`; ``where`` is the field path
+            (``anc[3].value``).
+        UnitError: an unknown ANC unit (``anc_unit``).
+    """
+    from actnav.toxicity.models import validate_input
+
+    if not isinstance(document, dict):
+        raise InputError('expected a JSON object: {"anc": [{"day": 0, "value": 0.4}, ...]}')
+    data = validate_input(IcahtInput, document)
+    points: list[tuple[Day, float]] = []
+    for index, point in enumerate(data.anc):
+        when: Day
+        if point.day is not None and point.date is None:
+            when = point.day
+        elif point.date is not None and point.day is None:
+            when = point.date
+        else:
+            raise InputError("give either day or date", where=f"anc[{index}]")
+        points.append((when, point.value))
+    try:
+        return grade_icaht(
+            points,
+            anc_unit=data.anc_unit,
+            infusion_date=data.infusion_date,
+            censor_day=data.censor_day,
+            duration_mode=data.duration_mode,
+        )
+    except InputError as exc:
+        where = exc.where or ""
+        if where.startswith("anc[") and where.endswith("]"):
+            where += ".value"
+        raise type(exc)(exc.message, where=where or None, hint=exc.hint) from exc

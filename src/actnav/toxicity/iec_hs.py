@@ -42,9 +42,18 @@ class TimingSpec(ToxModel):
 
 
 class Manifestation(ToxModel):
-    id: Literal["cytopenia", "transaminases", "ldh", "hypofibrinogenemia", "coagulopathy",
-                "hyperbilirubinemia", "hemophagocytosis", "renal_injury", "hypertriglyceridemia",
-                "splenomegaly"]
+    id: Literal[
+        "cytopenia",
+        "transaminases",
+        "ldh",
+        "hypofibrinogenemia",
+        "coagulopathy",
+        "hyperbilirubinemia",
+        "hemophagocytosis",
+        "renal_injury",
+        "hypertriglyceridemia",
+        "splenomegaly",
+    ]
     text: str
     kind: Literal["clinician", "multiple_of_uln", "below", "above"]
     gt: float | None = None
@@ -194,26 +203,42 @@ def assess_iec_hs(
     needs: list[str] = []
     notes = [data.concept.text, data.not_included.text]
 
-    ferritin = _ferritin(data, ferritin_ng_ml, ferritin_uln_ng_ml, ferritin_baseline_ng_ml,
-                         ferritin_rapidly_rising, needs)
+    ferritin = _ferritin(
+        data, ferritin_ng_ml, ferritin_uln_ng_ml, ferritin_baseline_ng_ml, ferritin_rapidly_rising, needs
+    )
     used.append(data.ferritin.source)
 
-    if onset is not None and onset not in ("crs_active", "crs_resolving", "after_crs_resolved",
-                                           "worsening_after_il6_blockade", "no_crs"):
+    if onset is not None and onset not in (
+        "crs_active",
+        "crs_resolving",
+        "after_crs_resolved",
+        "worsening_after_il6_blockade",
+        "no_crs",
+    ):
         raise InputError(f"unknown onset pattern {onset!r}", where="onset")
     timing = Finding(
-        id="timing", text="Onset as CRS resolves or after it, or worsening after initial improvement with "
-        "IL-6 blockade", met=None if onset is None else onset in data.timing.suggestive,
-        detail=f"onset: {onset}" if onset else "onset not given", source=cite(data, data.timing.source))
+        id="timing",
+        text="Onset as CRS resolves or after it, or worsening after initial improvement with IL-6 blockade",
+        met=None if onset is None else onset in data.timing.suggestive,
+        detail=f"onset: {onset}" if onset else "onset not given",
+        source=cite(data, data.timing.source),
+    )
     used.append(data.timing.source)
     if onset is None:
         needs.append("onset relative to CRS")
     elif onset == "crs_active":
-        notes.append("CRS is active: IEC-HS is defined as not explained by CRS, so the two cannot be "
-                     "told apart yet; reassess as CRS resolves.")
+        notes.append(
+            "CRS is active: IEC-HS is defined as not explained by CRS, so the two cannot be "
+            "told apart yet; reassess as CRS resolves."
+        )
 
-    clinician = {"cytopenia": cytopenia, "coagulopathy": coagulopathy, "hemophagocytosis": hemophagocytosis,
-                 "renal_injury": renal_injury, "splenomegaly": splenomegaly}
+    clinician = {
+        "cytopenia": cytopenia,
+        "coagulopathy": coagulopathy,
+        "hemophagocytosis": hemophagocytosis,
+        "renal_injury": renal_injury,
+        "splenomegaly": splenomegaly,
+    }
     manifestations: list[Finding] = []
     for spec in data.manifestations:
         used.append(spec.source)
@@ -234,8 +259,9 @@ def assess_iec_hs(
             met, detail = _vs_limit(spec, triglycerides_mg_dl, "triglycerides_mg_dl", 20_000.0)
         if met is None:
             needs.append(spec.text)
-        manifestations.append(Finding(id=spec.id, text=spec.text, met=met, detail=detail,
-                                      source=cite(data, spec.source)))
+        manifestations.append(
+            Finding(id=spec.id, text=spec.text, met=met, detail=detail, source=cite(data, spec.source))
+        )
 
     met_count = sum(1 for f in manifestations if f.met is True)
     unknown = sum(1 for f in manifestations if f.met is None)
@@ -250,28 +276,48 @@ def assess_iec_hs(
     else:
         suggestive = False
     if suggestive:
-        notes.append("Features suggestive of IEC-HS: assess clinically (infection, relapse and other causes "
-                     "of hyperinflammation first). This is a flag, not a diagnosis or a grade.")
+        notes.append(
+            "Features suggestive of IEC-HS: assess clinically (infection, relapse and other causes "
+            "of hyperinflammation first). This is a flag, not a diagnosis or a grade."
+        )
 
     grade: int | None = None
     grade_text: str | None = None
     if severity is not None:
         option = next((g for g in data.grades if g.id == severity), None)
         if option is None:
-            raise InputError(f"unknown severity {severity!r}", where="severity",
-                             hint="one of " + ", ".join(g.id for g in data.grades))
+            raise InputError(
+                f"unknown severity {severity!r}",
+                where="severity",
+                hint="one of " + ", ".join(g.id for g in data.grades),
+            )
         grade, grade_text = option.grade, option.text
         used.append(data.grades_source)
     else:
         notes.append("No grade: IEC-HS grading needs the clinician's severity assessment.")
-    return IecHsAssessment(suggestive=suggestive, ferritin=ferritin, timing=timing,
-                           manifestations=manifestations, manifestations_met=met_count, grade=grade,
-                           grade_text=grade_text, needs=needs, notes=notes,
-                           sources=dedupe_sources([cite(data, s) for s in used]), unconfirmed=True)
+    return IecHsAssessment(
+        suggestive=suggestive,
+        ferritin=ferritin,
+        timing=timing,
+        manifestations=manifestations,
+        manifestations_met=met_count,
+        grade=grade,
+        grade_text=grade_text,
+        needs=needs,
+        notes=notes,
+        sources=dedupe_sources([cite(data, s) for s in used]),
+        unconfirmed=True,
+    )
 
 
-def _ferritin(data: IecHsFile, value: float | None, uln: float | None, baseline: float | None,
-              rising: bool | None, needs: list[str]) -> Finding:
+def _ferritin(
+    data: IecHsFile,
+    value: float | None,
+    uln: float | None,
+    baseline: float | None,
+    rising: bool | None,
+    needs: list[str],
+) -> Finding:
     spec = data.ferritin
     parts: list[str] = []
     results: list[bool] = []
@@ -283,8 +329,9 @@ def _ferritin(data: IecHsFile, value: float | None, uln: float | None, baseline:
             results.append(multiple > spec.multiple_of_uln_gt)
             parts.append(f"{multiple:.3g} x ULN (> {spec.multiple_of_uln_gt:g} needed)")
         if baseline is not None:
-            base = check_number(baseline, "ferritin_baseline_ng_ml", allow_low=False, high=1_000_000.0,
-                                unit="ng/mL")
+            base = check_number(
+                baseline, "ferritin_baseline_ng_ml", allow_low=False, high=1_000_000.0, unit="ng/mL"
+            )
             multiple = x / base
             results.append(multiple > spec.multiple_of_baseline_gt)
             parts.append(f"{multiple:.3g} x baseline (> {spec.multiple_of_baseline_gt:g} needed)")
@@ -307,12 +354,18 @@ def _ferritin(data: IecHsFile, value: float | None, uln: float | None, baseline:
             needs.append("ferritin with its ULN or its baseline at infusion")
         if rising is None:
             needs.append("whether ferritin is rising rapidly")
-    return Finding(id="ferritin", text="Ferritin > 2 x ULN or > 2 x baseline, and/or rapidly rising", met=met,
-                   detail="; ".join(parts) or "not given", source=cite(data, spec.source))
+    return Finding(
+        id="ferritin",
+        text="Ferritin > 2 x ULN or > 2 x baseline, and/or rapidly rising",
+        met=met,
+        detail="; ".join(parts) or "not given",
+        source=cite(data, spec.source),
+    )
 
 
-def _over_uln(spec: Manifestation, value: float | None, uln: float | None, field: str, uln_field: str,
-              what: str) -> tuple[bool | None, str]:
+def _over_uln(
+    spec: Manifestation, value: float | None, uln: float | None, field: str, uln_field: str, what: str
+) -> tuple[bool | None, str]:
     if value is None or uln is None:
         return None, f"{what} or its ULN not given"
     x = check_number(value, field, high=100_000.0)
@@ -322,8 +375,9 @@ def _over_uln(spec: Manifestation, value: float | None, uln: float | None, field
     return multiple > spec.gt, f"{what} {multiple:.3g} x ULN (> {spec.gt:g} needed)"
 
 
-def _transaminases(spec: Manifestation, alt: float | None, alt_uln: float | None, ast: float | None,
-                   ast_uln: float | None) -> tuple[bool | None, str]:
+def _transaminases(
+    spec: Manifestation, alt: float | None, alt_uln: float | None, ast: float | None, ast_uln: float | None
+) -> tuple[bool | None, str]:
     results = [
         _over_uln(spec, alt, alt_uln, "alt_u_l", "alt_uln_u_l", "ALT"),
         _over_uln(spec, ast, ast_uln, "ast_u_l", "ast_uln_u_l", "AST"),

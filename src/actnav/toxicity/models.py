@@ -452,6 +452,12 @@ class Course(_Input):
         description="Body weight, kg (for dosing).",
     )
     infusion_date: dt.date | None = Field(default=None, description="Day 0, the day of infusion (ISO 8601).")
+    product: str | None = Field(
+        default=None,
+        description="The product infused: its id (INN with underscores, e.g. axicabtagene_ciloleucel, "
+        "lifileucel) or brand name (any case, e.g. Yescarta); stored as the id. Keeps the product's "
+        "label lines in the guidance and adds its monitoring plan.",
+    )
     age_years: Number | None = _bounded(
         "age_years", "Age in years; used by assessments without their own (else the first age given)."
     )
@@ -488,6 +494,19 @@ class Course(_Input):
     def _iso(cls, value: Any) -> Any:
         return _iso_text(value)
 
+    @field_validator("product", mode="before")
+    @classmethod
+    def _known_product(cls, value: Any) -> Any:
+        """A product id, INN or brand name (any case) becomes the product id; others are rejected."""
+        if not isinstance(value, str):
+            return value
+        from actnav.toxicity.guidance import resolve_product_id
+
+        try:
+            return resolve_product_id(value, where="product")
+        except InputError as exc:
+            raise ValueError(f"{exc.message} ({exc.hint})" if exc.hint else exc.message) from exc
+
     @model_validator(mode="after")
     def _timed(self) -> Course:
         aware: bool | None = None
@@ -502,6 +521,14 @@ class Course(_Input):
                     f"assessments.{index}.time",
                     "mix of times with and without a UTC offset; give every time the same way",
                 )
+        for index, assessment in enumerate(self.assessments):
+            for number, drug in enumerate(assessment.drugs_given):
+                if drug.time is not None and (drug.time.utcoffset() is not None) != aware:
+                    raise FieldProblem(
+                        f"assessments.{index}.drugs_given.{number}.time",
+                        "give drug times the same way as the assessment times (all with a UTC offset, "
+                        "or all without)",
+                    )
         return self
 
     def ordered(self) -> list[Assessment]:
@@ -567,6 +594,20 @@ def parse_assessment(data: Any, *, where: str = "") -> Assessment:
 
 
 M = TypeVar("M", bound=BaseModel)
+
+
+def validate_input(model: type[M], data: Any, *, prefix: str = "") -> M:
+    """Validate ``data`` against an input model, turning every problem into :class:`InputError`.
+
+    Args:
+        model: a pydantic input model (unknown keys rejected).
+        data: the parsed JSON.
+        prefix: a prefix for error locations, or empty.
+
+    Raises:
+        InputError: the first problem, ``where`` naming the field path (``labs.crp.unit``).
+    """
+    return _validate(model, data, prefix=prefix)
 
 
 def _validate(model: type[M], data: Any, *, prefix: str = "") -> M:

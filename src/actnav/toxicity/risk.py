@@ -149,8 +149,15 @@ def dedupe_sources(sources: Sequence[SourceInfo]) -> list[SourceInfo]:
     return out
 
 
-def check_number(value: float, field: str, *, low: float = 0.0, high: float | None = None,
-                 unit: str = "", allow_low: bool = True) -> float:
+def check_number(
+    value: float,
+    field: str,
+    *,
+    low: float = 0.0,
+    high: float | None = None,
+    unit: str = "",
+    allow_low: bool = True,
+) -> float:
     """Validate a measured number, raising :class:`InputError` naming ``field``.
 
     Args:
@@ -545,8 +552,9 @@ def easix(ldh_u_l: float, creatinine_mg_dl: float, platelets_10e9_l: float) -> f
     """
     ldh = check_number(ldh_u_l, "ldh_u_l", high=_MAX_LDH_U_L, unit="U/L")
     crea = check_number(creatinine_mg_dl, "creatinine_mg_dl", high=_MAX_CREATININE_MG_DL, unit="mg/dL")
-    plt = check_number(platelets_10e9_l, "platelets_10e9_l", high=_MAX_PLATELETS_10E9_L,
-                       unit="x10^9/L", allow_low=False)
+    plt = check_number(
+        platelets_10e9_l, "platelets_10e9_l", high=_MAX_PLATELETS_10E9_L, unit="x10^9/L", allow_low=False
+    )
     return ldh * crea / plt
 
 
@@ -569,8 +577,9 @@ def m_easix(ldh_u_l: float, crp_mg_dl: float, platelets_10e9_l: float) -> float:
     """
     ldh = check_number(ldh_u_l, "ldh_u_l", high=_MAX_LDH_U_L, unit="U/L")
     crp = check_number(crp_mg_dl, "crp_mg_dl", high=_MAX_CRP_MG_DL, unit="mg/dL")
-    plt = check_number(platelets_10e9_l, "platelets_10e9_l", high=_MAX_PLATELETS_10E9_L,
-                       unit="x10^9/L", allow_low=False)
+    plt = check_number(
+        platelets_10e9_l, "platelets_10e9_l", high=_MAX_PLATELETS_10E9_L, unit="x10^9/L", allow_low=False
+    )
     return ldh * crp / plt
 
 
@@ -586,8 +595,15 @@ def _count_10e9(value: float, unit: str, field: str) -> float:
     return convert(value, unit, "10*9/L", field=f"{field}_unit")
 
 
-def easix_score(*, ldh: float, creatinine: float, platelets: float, ldh_unit: str = "U/L",
-                creatinine_unit: str = "mg/dL", platelets_unit: str = "10*9/L") -> EasixResult:
+def easix_score(
+    *,
+    ldh: float,
+    creatinine: float,
+    platelets: float,
+    ldh_unit: str = "U/L",
+    creatinine_unit: str = "mg/dL",
+    platelets_unit: str = "10*9/L",
+) -> EasixResult:
     """EASIX with unit conversion, log2 value and any configured threshold band.
 
     Args:
@@ -619,8 +635,15 @@ def easix_score(*, ldh: float, creatinine: float, platelets: float, ldh_unit: st
     return _easix_result("EASIX", value, inputs, data.easix, data, extra)
 
 
-def m_easix_score(*, ldh: float, crp: float, platelets: float, ldh_unit: str = "U/L",
-                  crp_unit: str = "mg/dL", platelets_unit: str = "10*9/L") -> EasixResult:
+def m_easix_score(
+    *,
+    ldh: float,
+    crp: float,
+    platelets: float,
+    ldh_unit: str = "U/L",
+    crp_unit: str = "mg/dL",
+    platelets_unit: str = "10*9/L",
+) -> EasixResult:
     """m-EASIX with unit conversion (CRP mg/L -> mg/dL), log2 value and configured band.
 
     Args:
@@ -648,8 +671,14 @@ def m_easix_score(*, ldh: float, crp: float, platelets: float, ldh_unit: str = "
     return _easix_result("m-EASIX", value, inputs, data.m_easix, data, [])
 
 
-def _easix_result(name: Literal["EASIX", "m-EASIX"], value: float, inputs: dict[str, float],
-                  spec: EasixSpec, data: RiskScoresFile, extra: list[SourceRef]) -> EasixResult:
+def _easix_result(
+    name: Literal["EASIX", "m-EASIX"],
+    value: float,
+    inputs: dict[str, float],
+    spec: EasixSpec,
+    data: RiskScoresFile,
+    extra: list[SourceRef],
+) -> EasixResult:
     notes = [f"{name} = {spec.formula}; commonly analysed as log2({name})."]
     band: str | None = None
     used = [spec.source, *extra]
@@ -693,9 +722,19 @@ def _rule_text(rule: Rule | None, default: int, unit: str) -> str:
     return f"{_OP_TEXT[rule.op]} {rule.value:g} {unit}: {rule.result} points"
 
 
-def car_hematotox(*, platelets: float, anc: float, hemoglobin: float, crp: float, ferritin: float,
-                  platelets_unit: str = "10*9/L", anc_unit: str = "10*9/L", hemoglobin_unit: str = "g/dL",
-                  crp_unit: str = "mg/dL", ferritin_unit: str = "ng/mL") -> HematotoxResult:
+def car_hematotox(
+    *,
+    platelets: float,
+    anc: float,
+    hemoglobin: float,
+    crp: float,
+    ferritin: float,
+    platelets_unit: str = "10*9/L",
+    anc_unit: str = "10*9/L",
+    hemoglobin_unit: str = "g/dL",
+    crp_unit: str = "mg/dL",
+    ferritin_unit: str = "ng/mL",
+) -> HematotoxResult:
     """CAR-HEMATOTOX from the five pre-lymphodepletion markers (about day -5).
 
     Args:
@@ -720,11 +759,20 @@ def car_hematotox(*, platelets: float, anc: float, hemoglobin: float, crp: float
     """
     data = load_risk_scores()
     spec = data.car_hematotox
-    raw = {"platelets": (platelets, platelets_unit), "anc": (anc, anc_unit),
-           "hemoglobin": (hemoglobin, hemoglobin_unit), "crp": (crp, crp_unit),
-           "ferritin": (ferritin, ferritin_unit)}
-    limits = {"platelets": _MAX_PLATELETS_10E9_L, "anc": _MAX_ANC_10E9_L, "hemoglobin": _MAX_HB_G_DL,
-              "crp": _MAX_CRP_MG_DL, "ferritin": _MAX_FERRITIN_NG_ML}
+    raw = {
+        "platelets": (platelets, platelets_unit),
+        "anc": (anc, anc_unit),
+        "hemoglobin": (hemoglobin, hemoglobin_unit),
+        "crp": (crp, crp_unit),
+        "ferritin": (ferritin, ferritin_unit),
+    }
+    limits = {
+        "platelets": _MAX_PLATELETS_10E9_L,
+        "anc": _MAX_ANC_10E9_L,
+        "hemoglobin": _MAX_HB_G_DL,
+        "crp": _MAX_CRP_MG_DL,
+        "ferritin": _MAX_FERRITIN_NG_ML,
+    }
     items: list[ItemPoints] = []
     boundary: list[str] = []
     used: list[SourceRef] = [spec.risk_groups_source]
@@ -741,21 +789,40 @@ def car_hematotox(*, platelets: float, anc: float, hemoglobin: float, crp: float
             used.append(var.boundary_source)
         used.append(var.source)
         total += points
-        items.append(ItemPoints(item=var.id, value=converted, unit=var.unit, points=points,
-                                rule=_rule_text(rule, var.default, var.unit), on_boundary=on_cut,
-                                source=cite(data, var.source)))
+        items.append(
+            ItemPoints(
+                item=var.id,
+                value=converted,
+                unit=var.unit,
+                points=points,
+                rule=_rule_text(rule, var.default, var.unit),
+                on_boundary=on_cut,
+                source=cite(data, var.source),
+            )
+        )
     group = next((g.label for g in spec.risk_groups if g.min <= total <= g.max), None)
     if group is None:
         raise DataFileError(f"no risk group covers {total} points", where="toxicity/risk-scores.yaml")
-    notes = [f"Measured {spec.timing}.",
-             "Point table from recollection of the published figure; confirm against Rejeski 2021."]
+    notes = [
+        f"Measured {spec.timing}.",
+        "Point table from recollection of the published figure; confirm against Rejeski 2021.",
+    ]
     if boundary:
-        notes.append("Exact-boundary handling is not defined in the source: the configured rows "
-                     "give boundary values the higher-risk points.")
+        notes.append(
+            "Exact-boundary handling is not defined in the source: the configured rows "
+            "give boundary values the higher-risk points."
+        )
     unconfirmed = not all(s.verification.confirmed for s in used)
-    return HematotoxResult(points=total, maximum=spec.maximum, risk_group=group, items=items,
-                           boundary_values=boundary, notes=notes,
-                           sources=dedupe_sources([cite(data, s) for s in used]), unconfirmed=unconfirmed)
+    return HematotoxResult(
+        points=total,
+        maximum=spec.maximum,
+        risk_group=group,
+        items=items,
+        boundary_values=boundary,
+        notes=notes,
+        sources=dedupe_sources([cite(data, s) for s in used]),
+        unconfirmed=unconfirmed,
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -763,12 +830,23 @@ def car_hematotox(*, platelets: float, anc: float, hemoglobin: float, crp: float
 # ---------------------------------------------------------------------------------------------
 
 
-def hscore(*, immunosuppression: bool | None, temperature_c: float | None, hepatomegaly: bool | None,
-           splenomegaly: bool | None, hemoglobin_g_dl: float | None, wbc_10e9_l: float | None,
-           platelets_10e9_l: float | None, ferritin_ng_ml: float | None,
-           triglycerides: float | None, fibrinogen: float | None, ast_u_l: float | None,
-           hemophagocytosis: bool | None, triglycerides_unit: str = "mmol/L",
-           fibrinogen_unit: str = "g/L") -> HScoreResult:
+def hscore(
+    *,
+    immunosuppression: bool | None,
+    temperature_c: float | None,
+    hepatomegaly: bool | None,
+    splenomegaly: bool | None,
+    hemoglobin_g_dl: float | None,
+    wbc_10e9_l: float | None,
+    platelets_10e9_l: float | None,
+    ferritin_ng_ml: float | None,
+    triglycerides: float | None,
+    fibrinogen: float | None,
+    ast_u_l: float | None,
+    hemophagocytosis: bool | None,
+    triglycerides_unit: str = "mmol/L",
+    fibrinogen_unit: str = "g/L",
+) -> HScoreResult:
     """HScore for reactive haemophagocytic syndrome (0-337; >= 169 the usual cut-off).
 
     An item passed as None was not assessed: it scores 0, is listed in ``missing`` and the total
@@ -819,10 +897,12 @@ def hscore(*, immunosuppression: bool | None, temperature_c: float | None, hepat
         items.append(ItemPoints(item=name, value=value, points=got, source=cite(data, source)))
         return got
 
-    total = boolean("immunosuppression", immunosuppression, spec.immunosuppression_points,
-                    spec.immunosuppression_source)
-    total += boolean("hemophagocytosis", hemophagocytosis, spec.hemophagocytosis_points,
-                     spec.hemophagocytosis_source)
+    total = boolean(
+        "immunosuppression", immunosuppression, spec.immunosuppression_points, spec.immunosuppression_source
+    )
+    total += boolean(
+        "hemophagocytosis", hemophagocytosis, spec.hemophagocytosis_points, spec.hemophagocytosis_source
+    )
 
     # organomegaly
     for name, flag in (("hepatomegaly", hepatomegaly), ("splenomegaly", splenomegaly)):
@@ -835,15 +915,18 @@ def hscore(*, immunosuppression: bool | None, temperature_c: float | None, hepat
     got = spec.organomegaly_points[organs]
     total += got
     used.append(spec.organomegaly_source)
-    items.append(ItemPoints(item="organomegaly", value=organs, points=got,
-                            source=cite(data, spec.organomegaly_source)))
+    items.append(
+        ItemPoints(item="organomegaly", value=organs, points=got, source=cite(data, spec.organomegaly_source))
+    )
 
     # cytopenias
     cyto = spec.cytopenia
     lineages = 0
-    checks = (("hemoglobin_g_dl", hemoglobin_g_dl, cyto.hemoglobin_g_dl_le, _MAX_HB_G_DL),
-              ("wbc_10e9_l", wbc_10e9_l, cyto.wbc_10e9_l_le, _MAX_WBC_10E9_L),
-              ("platelets_10e9_l", platelets_10e9_l, cyto.platelets_10e9_l_le, _MAX_PLATELETS_10E9_L))
+    checks = (
+        ("hemoglobin_g_dl", hemoglobin_g_dl, cyto.hemoglobin_g_dl_le, _MAX_HB_G_DL),
+        ("wbc_10e9_l", wbc_10e9_l, cyto.wbc_10e9_l_le, _MAX_WBC_10E9_L),
+        ("platelets_10e9_l", platelets_10e9_l, cyto.platelets_10e9_l_le, _MAX_PLATELETS_10E9_L),
+    )
     for name, count_value, limit, high in checks:
         if count_value is None:
             missing.append(name)
@@ -853,15 +936,27 @@ def hscore(*, immunosuppression: bool | None, temperature_c: float | None, hepat
     got = cyto.points_by_lineages[lineages]
     total += got
     used.append(cyto.source)
-    limits_text = (f"Hb {cyto.hemoglobin_g_dl_le:g} g/dL, WBC {cyto.wbc_10e9_l_le:g} x10^9/L, "
-                   f"platelets {cyto.platelets_10e9_l_le:g} x10^9/L")
-    items.append(ItemPoints(item="cytopenias", value=float(lineages), unit="lineages", points=got,
-                            rule=f"{lineages} lineage(s) at or below {limits_text}",
-                            source=cite(data, cyto.source)))
+    limits_text = (
+        f"Hb {cyto.hemoglobin_g_dl_le:g} g/dL, WBC {cyto.wbc_10e9_l_le:g} x10^9/L, "
+        f"platelets {cyto.platelets_10e9_l_le:g} x10^9/L"
+    )
+    items.append(
+        ItemPoints(
+            item="cytopenias",
+            value=float(lineages),
+            unit="lineages",
+            points=got,
+            rule=f"{lineages} lineage(s) at or below {limits_text}",
+            source=cite(data, cyto.source),
+        )
+    )
 
     # numeric items
-    numbers: dict[str, float | None] = {"temperature": temperature_c, "ferritin": ferritin_ng_ml,
-                                        "ast": ast_u_l}
+    numbers: dict[str, float | None] = {
+        "temperature": temperature_c,
+        "ferritin": ferritin_ng_ml,
+        "ast": ast_u_l,
+    }
     if triglycerides is not None:
         check_number(triglycerides, "triglycerides")
         tg_unit = ucum(triglycerides_unit, "triglycerides_unit")
@@ -871,8 +966,10 @@ def hscore(*, immunosuppression: bool | None, temperature_c: float | None, hepat
         elif tg_unit == "mmol/L":
             numbers["triglycerides"] = float(triglycerides)
         else:
-            raise UnitError(f"triglycerides must be in mmol/L or mg/dL, got {triglycerides_unit!r}",
-                            where="triglycerides_unit")
+            raise UnitError(
+                f"triglycerides must be in mmol/L or mg/dL, got {triglycerides_unit!r}",
+                where="triglycerides_unit",
+            )
     else:
         numbers["triglycerides"] = None
     if fibrinogen is not None:
@@ -880,10 +977,19 @@ def hscore(*, immunosuppression: bool | None, temperature_c: float | None, hepat
         numbers["fibrinogen"] = convert(fibrinogen, fibrinogen_unit, "g/L", field="fibrinogen_unit")
     else:
         numbers["fibrinogen"] = None
-    names = {"temperature": "temperature_c", "ferritin": "ferritin_ng_ml", "ast": "ast_u_l",
-             "triglycerides": "triglycerides", "fibrinogen": "fibrinogen"}
-    limits = {"ferritin": _MAX_FERRITIN_NG_ML, "ast": _MAX_AST_U_L, "triglycerides": _MAX_TG_MMOL_L,
-              "fibrinogen": _MAX_FIBRINOGEN_G_L}
+    names = {
+        "temperature": "temperature_c",
+        "ferritin": "ferritin_ng_ml",
+        "ast": "ast_u_l",
+        "triglycerides": "triglycerides",
+        "fibrinogen": "fibrinogen",
+    }
+    limits = {
+        "ferritin": _MAX_FERRITIN_NG_ML,
+        "ast": _MAX_AST_U_L,
+        "triglycerides": _MAX_TG_MMOL_L,
+        "fibrinogen": _MAX_FIBRINOGEN_G_L,
+    }
     for item in spec.numeric:
         value = numbers[item.id]
         if value is None:
@@ -896,16 +1002,33 @@ def hscore(*, immunosuppression: bool | None, temperature_c: float | None, hepat
         points, rule = apply_rules(item.rules, value, item.default)
         total += points
         used.append(item.source)
-        items.append(ItemPoints(item=item.id, value=value, unit=item.unit, points=points,
-                                rule=_rule_text(rule, item.default, item.unit),
-                                source=cite(data, item.source)))
+        items.append(
+            ItemPoints(
+                item=item.id,
+                value=value,
+                unit=item.unit,
+                points=points,
+                rule=_rule_text(rule, item.default, item.unit),
+                source=cite(data, item.source),
+            )
+        )
 
-    notes = ["The HScore was built for reactive HLH, not for IEC-HS; it is not part of the ASTCT "
-             "IEC-HS definition. The probability formula is not encoded."]
+    notes = [
+        "The HScore was built for reactive HLH, not for IEC-HS; it is not part of the ASTCT "
+        "IEC-HS definition. The probability formula is not encoded."
+    ]
     if missing:
         notes.append(f"Not assessed: {', '.join(missing)}; the total is a minimum.")
     unconfirmed = not all(s.verification.confirmed for s in used)
-    return HScoreResult(points=total, maximum=spec.maximum, cutoff=spec.cutoff,
-                        at_or_above_cutoff=total >= spec.cutoff, complete=not missing, missing=missing,
-                        items=items, notes=notes, sources=dedupe_sources([cite(data, s) for s in used]),
-                        unconfirmed=unconfirmed)
+    return HScoreResult(
+        points=total,
+        maximum=spec.maximum,
+        cutoff=spec.cutoff,
+        at_or_above_cutoff=total >= spec.cutoff,
+        complete=not missing,
+        missing=missing,
+        items=items,
+        notes=notes,
+        sources=dedupe_sources([cite(data, s) for s in used]),
+        unconfirmed=unconfirmed,
+    )

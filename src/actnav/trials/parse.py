@@ -234,14 +234,14 @@ _NUMBER_WORDS = {
     "ninety": 90,
 }
 _NUM = (
-    r"(?<![\w.,/^*])(?:\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?|\.\d+)(?![\d])"
+    r"(?<![\w.,/^*])(?<!\d:)(?:\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?|\.\d+)(?![\d])"
     r"|\b(?:" + "|".join(_NUMBER_WORDS) + r")\b"
 )
 _TIME_UNITS = {"a", "mo", "wk", "d", "h", "min"}
-_DOSE_UNITS = {"mg/kg", "mg/d", "mg/m2", "mg", "Gy"}
+_DOSE_UNITS = {"mg/kg", "mg/d", "mg/m2", "mg", "g/d", "Gy"}
 _ORDINAL_BEFORE = re.compile(
     r"\b(?:grade|grades|stage|stages|class|type|phase|step|cycle|cycles|day|part|cohort|version|section|item|"
-    r"visit|trial|CTCAE|NYHA|v|version|level|tier|category|figure|table)\s*$",
+    r"visit|trial|CTCAE|NYHA|v|version|level|tier|category|figure|table|n)\s*$",
     re.IGNORECASE,
 )
 _TEMPORAL_LEFT = re.compile(
@@ -256,7 +256,7 @@ _TEMPORAL_RIGHT = re.compile(
     r"(?:have|has|must)\s+(?:have\s+)?elapsed|apart|duration|in\s+duration|post|earlier|before|previously|"
     r"or\s+(?:5|five)\s+half|"
     # "more than 2 years of handball", "at least 4 years of follow-up": a duration, not an age
-    r"of\s+(?!(?:age|life|gestation\w*|pregnancy|amenorrh\w*|postmenstrual|corrected)\b)[a-z])",
+    r"of\s+(?!(?:age|old|life|gestation\w*|pregnancy|amenorrh\w*|postmenstrual|corrected)\b)[a-z])",
     re.IGNORECASE,
 )
 _ENTITY_GAP = re.compile(
@@ -264,7 +264,7 @@ _ENTITY_GAP = re.compile(
     r"concentration|measured|by|as|score|status|ps|grade|the|in|serum|plasma|blood|total|absolute|"
     r"institutional|mean|calculated|estimated|using|cockcroft[-\s]*gault|formula|mdrd|ckd-?epi|echo\w*|muga|"
     r"scan|on|room|air|without|with|need|requirement|for|transfusion|support|aged?|years?|old|"
-    r"equation|method|per|ml/min|or|and|\(.{0,30}?\))\b)*$",
+    r"equation|method|per|ml/min|or|and|to|\(.{0,30}?\))\b)*$",
     re.IGNORECASE,
 )
 
@@ -482,12 +482,12 @@ _MONTHS = (
 _DATE_AFTER = re.compile(r"\s*(?:st|nd|rd|th)?\s*(?:of\s+)?" + _MONTHS + r"\b", re.IGNORECASE)
 _DATE_BEFORE = re.compile(r"\b" + _MONTHS + r"\.?\s*(?:\d{1,2}(?:st|nd|rd|th)?,?\s*)?$", re.IGNORECASE)
 # "140/90 mmHg": a blood-pressure pair (systolic/diastolic) is one comparison with two values
-_PAIR = re.compile(r"\s*/\s*(\d{2,3})(?![\d.,/])")
+_PAIR = re.compile(r"\s*/\s*(\d{2,3})(?![\d,/]|\.\d)")
 _BP_CONTEXT = re.compile(
     r"blood\s+pressure|\bS?BP\b|hypertens|hypotens|systolic|diastolic|ha?emodynamic|mm\s*hg", re.IGNORECASE
 )
 # "pain ≥ 4/10", "5 out of 10": a score on a 0-10 (0-100) scale; the value is the score
-_SCALE_OF = re.compile(r"\s*(?:/|out\s+of\s+)(10|100)(?![\d.,/])", re.IGNORECASE)
+_SCALE_OF = re.compile(r"\s*(?:/|out\s+of\s+)(10|100)(?![\d,/]|\.\d)", re.IGNORECASE)
 # "on a 0-10 scale", "(range 0-21)": the description of a scale, not a threshold
 _SCALE_AFTER = re.compile(
     r"\s*%?\s*(?:-?\s*points?\s+)?(?:scale|vas\b|nrs\b|numeric(?:al)?\s+rating|severity|likert)",
@@ -501,18 +501,27 @@ _COUNT_NOUN = re.compile(
     r"prior|before|after|during|within|while|when|unless|except|not|than|then|via|is|are|was|were|has|have|"
     r"had|will|must|should|may|which|that|who|where|measured|determined|assessed|calculated|confirmed|"
     r"documented|obtained|using|based|according|defined|despite|corrected|inclusive|exclusive|respectively|"
-    r"also|only|each|both|on)\b)[a-z]{3,}"
+    r"also|only|each|both|on)\b|[a-z]+(?:ing|ed)\b)[a-z]{3,}"
 )
 # "at least one of the following", "≥2 of 6 criteria": a count of criteria
 _COUNT_OF = re.compile(
-    r"\s*(?:\(\d+\)\s*)?of\s+(?:the\s+|these\s+|those\s+)?(?:following|these|those|above|below|criteria|\d+\b)",
+    r"\s*(?:\(\d+\)\s*)?of\s+(?:(?:the|these|those|his|her|their)\b|(?:following|above|below|criteria|\d+)\b)",
     re.IGNORECASE,
 )
-# "more than 2 times a week", "> 3 x 30 min": a frequency, not a threshold
-_FREQUENCY = re.compile(
-    r"\s*(?:times?|x)\s*(?:/\s*|(?:a|per|each|every)\s+)(?:day|week|month|year|wk|d)\b|\s*x\s*\d+\s*min",
+# "> 3 x 30 min": sessions of a given length, not a threshold ("3 times a week" is a count too)
+_SESSIONS = re.compile(r"\s*x\s*\d+\s*min", re.IGNORECASE)
+# "> 5 cigarettes per day", "≤ 3 bowel movements/week", "2 times a week": a rate, its unit {noun}/period
+_RATE = re.compile(
+    r"\s*((?:[a-z][a-z'\-]*\s+){0,2}?[a-z][a-z'\-]*?)\s*(?:/|\bper\b|\ban?\b|\beach\b|\bevery\b|\bin\s+an?\b)\s*"
+    r"(day|d|week|wk|month|mo|year|yr|occasion|session|night)s?\b",
     re.IGNORECASE,
 )
+_RATE_PERIOD = {"day": "d", "week": "wk", "month": "mo", "year": "a", "yr": "a"}
+_NOT_RATE_NOUN = frozenset(
+    {"or", "and", "to", "of", "in", "the", "than", "more", "less", "at", "least", "prior"}
+)
+# "20 years old", "14-16 year olds", "18 years of age": an age even after "for" or before "from"
+_AGE_AFTER = re.compile(r"\s*-?\s*(?:olds?|of\s+age)\b", re.IGNORECASE)
 _HYPHEN_TIME_UNITS = {"a", "mo", "wk", "d", "h"}
 
 
@@ -546,7 +555,11 @@ def _raw_thresholds(text: str) -> Iterator[Threshold]:
             r"(?:[<>=≥≤~]|\bx|\bto|\bof|\bor)\s*$", before
         ):
             continue
-        if re.match(r"\s*(?:st|nd|rd|th)\b", text[end : end + 4]) and not text[start:end].isalpha():
+        if (
+            re.match(r"\s*(?:st|nd|rd|th)\b", text[end : end + 4])
+            and not text[start:end].isalpha()
+            and not re.match(r"(?:st|nd|rd|th)\s+(?:percentile|centile)", text[end : end + 16], re.IGNORECASE)
+        ):
             continue
         v1 = _num(m.group(0))
         op_found = _prefix_op(text, start)
@@ -565,6 +578,15 @@ def _raw_thresholds(text: str) -> Iterator[Threshold]:
             continue  # a date ("1st of January 2011", "December 31")
         op: Cmp | None = op_found[0] if op_found else None
         span_start = op_found[1] if op_found else start
+        power = re.match(r"\^\s*(\d{1,2})(?!\d)", text[end : end + 5]) if m.group(0) == "10" else None
+        if power is not None and not re.match(
+            r"\s*(?:cells\s*)?/\s*(?:l|µl|ul|mm)", text[end + power.end() :], re.I
+        ):
+            v1 = 10.0 ** int(power.group(1))  # "10^3 CFU/mL"
+            end += power.end()
+        word = re.match(r"\s*\(\s*(\d+)\s*\)", text[end : end + 8]) if m.group(0).isalpha() else None
+        if word is not None and float(word.group(1)) == v1:
+            end += word.end()  # "one (1) month"
         values: tuple[float, ...] = (v1,)
         unit: tuple[str, int, int] | None = None
         cursor = end
@@ -646,20 +668,38 @@ def _raw_thresholds(text: str) -> Iterator[Threshold]:
                 ):
                     continue  # a scale ("on a 0-10 scale") or calendar years ("between 2008 and 2017")
             elif op is None or op == "eq":
-                # "0 or 1", "0, 1, or 2": integer score lists: one of the values
-                lst = re.match(r"((?:\s*,\s*\d(?!\d))*\s*,?\s*(?:or|and)\s+\d(?!\d|\.\d))", text[cursor:])
-                if lst and float(v1).is_integer() and v1 <= 5:
-                    nums = [float(x) for x in re.findall(r"\d", lst.group(1))]
+                # "0 or 1", "1, 2 or 3", "0.5 or 1": score lists, one of the values
+                lst = re.match(
+                    r"((?:\s*,\s*\d+(?:\.\d+)?(?![\d.]))*\s*,?\s*(?:or|and)\s+\d+(?:\.\d+)?(?![\d/]|[.,]\d|\s*[-–]))",
+                    text[cursor:],
+                )
+                nums = [float(x) for x in re.findall(r"\d+(?:\.\d+)?", lst.group(1))] if lst else []
+                if lst and unit is None and all(0 <= v <= 10 for v in (v1, *nums)):
                     values = (v1, *nums)
                     op = "eq"
                     cursor += lst.end()
                     used_until = cursor
         single = len(values) == 1 and op != "between"
         bare = unit is None and single
-        if bare and (_COUNT_OF.match(text, cursor) or _FREQUENCY.match(text, cursor)):
-            continue  # "at least one of the following", "more than 2 times a week"
-        if bare and _COUNT_NOUN.match(text, cursor):
-            continue  # "at least two permanent teeth": a count, not a threshold
+        rate = _RATE.match(text, cursor) if bare or (unit is None and op == "between") else None
+        if rate is not None and rate.group(1).lower() in ("times", "time", "x"):
+            continue  # "more than 2 times a week": a count of occasions, not a threshold
+        if rate is not None and rate.group(1).split()[0].lower() not in _NOT_RATE_NOUN:
+            period = rate.group(2).lower()
+            unit = (
+                "{" + rate.group(1).lower() + "}/" + _RATE_PERIOD.get(period, period),
+                rate.start(1),
+                rate.end(),
+            )
+            cursor = rate.end()
+            bare = False
+        if bare and (_COUNT_OF.match(text, cursor) or _SESSIONS.match(text, cursor)):
+            continue  # "at least one of the following", "> 3 x 30 min"
+        if bare and (
+            _COUNT_NOUN.match(text, cursor)
+            or (m.group(0).isalpha() and re.match(r"\s+[a-z]+(?:ing|ed)\b", text[cursor : cursor + 30]))
+        ):
+            continue  # "at least two permanent teeth", "at least one containing": a count, not a threshold
         if op is None or (op == "eq" and single):
             skip = re.match(r"\s*(?:of\s+age|old|of\s+life)\b", text[cursor:], re.IGNORECASE)
             base = cursor + (skip.end() if skip else 0)
@@ -676,6 +716,12 @@ def _raw_thresholds(text: str) -> Iterator[Threshold]:
                         break  # "two or more prior episodes", "one or more of the following"
                     op = pop
                     cursor = base + pm.end()
+                    if bare and pm.group(0).strip() == "+":
+                        unit = _unit_at(text, cursor)  # "60+ years"
+                        if unit is not None:
+                            cursor = unit[2]
+                        elif _COUNT_NOUN.match(text, cursor):
+                            op = None  # "CD4+ lymphocytes": an identifier, not a threshold
                     break
         if op is None:
             continue
@@ -685,10 +731,14 @@ def _raw_thresholds(text: str) -> Iterator[Threshold]:
             continue
         left = text[max(0, span_start - 40) : span_start]
         op_text = text[span_start:start]
-        temporal = unit_code in _TIME_UNITS and (
-            bool(_TEMPORAL_LEFT.search(left))
-            or bool(_TEMPORAL_RIGHT.match(text[cursor : cursor + 40]))
-            or bool(_TEMPORAL_OP.search(op_text))
+        temporal = (
+            unit_code in _TIME_UNITS
+            and not (unit_code == "a" and _AGE_AFTER.match(text, cursor))
+            and (
+                bool(_TEMPORAL_LEFT.search(left))
+                or bool(_TEMPORAL_RIGHT.match(text[cursor : cursor + 40]))
+                or bool(_TEMPORAL_OP.search(op_text))
+            )
         )
         if unit_code in _DOSE_UNITS:
             continue  # doses are not patient thresholds
@@ -734,7 +784,9 @@ def _link(text: str, th: Threshold, mentions: list[tuple[int, int, str]], floor:
     else one right after it ("18 years of age", "2 prior lines")."""
     start, end = th.span
     # "over age 18", "Minimum age: 18": the entity is named inside the comparison
-    chosen = [m for m in mentions if start <= m[0] and m[1] <= end and m[2] == "age_years"][:1]
+    digit = re.search(r"\d", text[start:end])
+    first_digit = start + digit.start() if digit else end
+    chosen = [m for m in mentions if start <= m[0] and m[1] <= first_digit and m[2] == "age_years"][:1]
     for m_start, m_end, fact in reversed(mentions):
         if chosen and chosen[0][0] >= start:
             break
@@ -773,6 +825,11 @@ def _link(text: str, th: Threshold, mentions: list[tuple[int, int, str]], floor:
     chosen.sort()
     # prefer the fact that fits the unit (ULN multiples vs absolute values)
     facts = _fit_unit(chosen, th.unit)
+    # one entity per fact ("Absolute neutrophil count (ANC)"); a named scale over "performance status"
+    scales = {"ecog", "karnofsky", "lansky"}
+    if any(f[2] in scales for f in facts):
+        facts = [f for f in facts if f[2] != "ps"]
+    facts = [f for k, f in enumerate(facts) if all(f[2] != g[2] for g in facts[:k])]
     if not facts:
         return th
     first = facts[0]
@@ -797,6 +854,12 @@ def _fit_unit(chosen: list[tuple[int, int, str]], unit: str | None) -> list[tupl
     out: list[tuple[int, int, str]] = []
     for start, end, fact in chosen:
         rule = rules.get(fact)
+        if fact == "prior_lines" and unit not in (None, "1"):
+            continue  # "2 prior lines" has no unit
+        if fact in ("ecog", "karnofsky", "lansky", "ps") and unit not in (None, "%", "{score}"):
+            continue  # "KPS for > 16 years of age": the value is not a score
+        if fact in ("age_years", "life_expectancy_months") and unit not in (None, *_TIME_UNITS):
+            continue
         if rule is not None:
             if unit == "{xULN}":
                 if not rule.uln_only and any(
@@ -852,8 +915,14 @@ def find_thresholds(text: str) -> list[Threshold]:
                     linked = replace(
                         linked, entity_span=(base, base + len(entity_text)), entity_text=entity_text
                     )
-        if linked.entity == "life_expectancy_months":
+        if linked.entity in ("life_expectancy_months", "age_years"):
             linked = replace(linked, temporal=False)  # "life expectancy < 3 months from enrolment"
+        elif (
+            linked.unit in _TIME_UNITS
+            and linked.entity is None
+            and _DURATION_OF.search(linked.entity_text or "")
+        ):
+            linked = replace(linked, temporal=True)  # "epileptic seizure < 2 years": how long ago, not an age
         elif (
             linked.unit in _TIME_UNITS - {"a"}
             and not linked.temporal
@@ -869,6 +938,13 @@ def find_thresholds(text: str) -> list[Threshold]:
     return _share_entities(text, out)
 
 
+# the thing a time span is about when it is a duration or a time since, not an age
+_DURATION_OF = re.compile(
+    r"\b(?:seizures?|graft|treatment|therapy|drugs?|medications?|training|DNA|diagnosis|disease|history|"
+    r"duration|experience|use|smoking|remission|transplants?|transplantation|episodes?|symptoms?|infection|"
+    r"follow-?up|residence|stability|lasting|exposure|sobriety|abstinence)$",
+    re.IGNORECASE,
+)
 _COORDINATED = re.compile(r"\s*(?:,|and|or|&|to)?\s*", re.IGNORECASE)
 _BOUNDS = ("ge", "gt", "le", "lt")
 
@@ -1092,8 +1168,35 @@ _WOCBP = re.compile(
     re.IGNORECASE,
 )
 _POPULATION_CONDITION = re.compile(
-    r"(?:^|[.;]\s*)(?:for\s+|in\s+)?(?:patients|subjects|participants|those|children|adults)\s+(?:with|who|aged|"
-    r"younger|older|under|over|≥|>|<|≤)\b.*\b(?:must|should|need|require|will|are\s+required)\b",
+    r"(?:^|[.;]\s*)(?:for\s+|in\s+)?(?:patients|subjects|participants|those|children|adults)\s+"
+    r"(?:(?:with|who|aged|younger|older|under|over)\b|[≥><≤]|\d)"
+    r".*\b(?:must|should|need|require|will|are\s+required)\b",
+    re.IGNORECASE,
+)
+# "(for patients < 1 year old)", "for pts > 12 years", "for those receiving nitrosoureas",
+# "KPS for > 16 years of age": the criterion, or part of it, applies to a subgroup only
+_SUBGROUP = re.compile(
+    r"\bfor\s+(?:(?:all|the|any)\s+)?(?:(?:pediatric|paediatric|adult|female|male|young|older)\s+)?"
+    r"(?:patients|pts|subjects|participants|those|children|adults|adolescents|infants|persons|individuals|"
+    r"people)\b"
+    r"|\bfor\s+(?:[<>≤≥]|=<|>=|<=)?\s*\d+\s*(?:years?|yrs?)\s+(?:of\s+age|old)\b",
+    re.IGNORECASE,
+)
+# "KPS 50-100 (> 16 years of age) OR Lansky 50-100 (<= 16 years of age)", "(>= 14 days for vinorelbine)",
+# "ALT <= 3 x ULN (without liver metastases)": a parenthetical that says to whom a value applies
+_QUALIFIER = re.compile(
+    r"\(\s*(?:for\s+)?(?:patients\s+|pts\s+|subjects\s+|ages?\s+|aged\s+)?(?:[<>≤≥˂˃]|=<|>=|<=|</=|>/=)\s*\d+"
+    r"\s*(?:years?|yrs?|months?)\b[^()]*\)"
+    r"|\([^()]*\d[^()]*\bfor\s+(?!example\b|instance\b|details?\b|more\b)[^()]*\)"
+    r"|\(\s*(?:with|without|in|for)\s+(?:(?:the\s+)?presence\s+of\s+)?(?:\w+\s+){0,2}"
+    r"(?:metastas[ie]s|metastatic|involvement|gilbert\w*|patients|subjects|those|children|adults)\b[^()]*\)",
+    re.IGNORECASE,
+)
+# "See section below": the criterion depends on text elsewhere in the protocol
+_CROSS_REFERENCE = re.compile(r"\b(?:see|refer\s+to)\s+(?:the\s+)?(?:section|below|above)\b", re.IGNORECASE)
+# "Related donors ...": a criterion whose subject is the donor, not the patient
+_DONOR_SUBJECT = re.compile(
+    r"^\W*(?:(?:the|all|potential|related|unrelated|matched|sibling|family|haplo\w*|HLA[-\s]?\w+)\s+){0,3}donors?\b",
     re.IGNORECASE,
 )
 
@@ -1245,6 +1348,7 @@ def _washout_parts(text: str, thresholds: list[Threshold], used: set[tuple[int, 
             not th.temporal
             or th.span in used
             or th.value2 is not None
+            or len(th.values) > 1
             or th.unit not in ("d", "wk", "mo", "h")
         ):
             continue
@@ -1273,7 +1377,9 @@ def _washout_parts(text: str, thresholds: list[Threshold], used: set[tuple[int, 
                 end=end,
                 kind="washout",
                 leaves=leaves,
-                combine="any",
+                # "chemotherapy or radiotherapy within 4 weeks": either; "at least 4 weeks since prior
+                # chemotherapy or radiotherapy": both
+                combine="any" if op in ("le", "lt") else "all",
                 negatable=True,
                 absent=[leaf._replace(op=_flip(leaf.op)) for leaf in leaves],
             )
@@ -1378,6 +1484,18 @@ def _sex_parts(text: str) -> list[_Part]:
     return []
 
 
+def _bounds(t: Threshold) -> tuple[float, float] | None:
+    """Lowest and highest value of a range, or of a list of consecutive integers ("0 or 1",
+    "1, 2 or 3"); None for a single value or any other list."""
+    if t.op == "between":
+        return min(t.values), max(t.values)
+    if t.op == "eq" and len(t.values) > 1:
+        vs = sorted(set(t.values))
+        if all(v.is_integer() for v in vs) and vs == [vs[0] + k for k in range(len(vs))]:
+            return vs[0], vs[-1]
+    return None
+
+
 def _ps_parts(thresholds: list[Threshold], text: str) -> list[_Part]:
     rules = load_rules().performance
     bands = {b.ecog: b for b in rules.ecog_karnofsky}
@@ -1390,11 +1508,14 @@ def _ps_parts(thresholds: list[Threshold], text: str) -> list[_Part]:
     end = max(t.span[1] for t in ps)
     for t in ps:
         scale = t.entity
-        hi = max(t.values) if t.op == "between" else t.value
+        rng = _bounds(t)
+        if len(t.values) > 1 and rng is None:
+            continue  # "ECOG 0 or 2": not a band
+        hi = rng[1] if rng else t.value
         if scale == "ps":
             scale = "ecog" if hi <= 5 else "karnofsky"
         if scale == "ecog":
-            if (t.op == "between" and min(t.values) == 0) or t.op in ("le", "lt"):
+            if (rng is not None and rng[0] == 0) or t.op in ("le", "lt"):
                 e = int(hi) - (1 if t.op == "lt" else 0)
                 if e not in bands:
                     continue
@@ -1407,7 +1528,7 @@ def _ps_parts(thresholds: list[Threshold], text: str) -> list[_Part]:
                 leaves.append(_Leaf("ecog", "ge", e, "{score}"))
                 if e in bands:
                     leaves.append(_Leaf("karnofsky", "le", bands[e].karnofsky_max, "{score}", src))
-            elif t.op == "eq" and t.value in bands:
+            elif t.op == "eq" and rng is None and t.value in bands:
                 leaves.append(_Leaf("ecog", "eq", int(t.value), "{score}"))
         else:
             facts = [scale] if scale is not None else []
@@ -1425,9 +1546,9 @@ def _ps_parts(thresholds: list[Threshold], text: str) -> list[_Part]:
                 grades = [b.ecog for b in bands.values() if b.karnofsky_max <= k]
                 if grades and scale == "karnofsky":
                     leaves.append(_Leaf("ecog", "ge", min(grades), "{score}", src))
-            elif t.op == "between":
+            elif rng is not None:
                 for fact in facts:
-                    leaves.append(_Leaf(fact, "ge", min(t.values), "{score}"))
+                    leaves.append(_Leaf(fact, "ge", rng[0], "{score}"))
     if not leaves:
         return []
     uniq = list(dict.fromkeys(leaves))
@@ -1461,6 +1582,9 @@ def _analyte_parts(
             entity = "age_years"
         if entity is None or entity not in rules or (th.temporal and entity != "age_years"):
             continue
+        rng = _bounds(th)
+        if len(th.values) > 1 and rng is None:
+            continue  # a blood-pressure pair or a list that is not a range: left for review
         targets = [(entity, th.entity_span or th.span)]
         targets += [(f, s) for f, s in th.extra_entities if f in rules]
         leaves: list[_Leaf] = []
@@ -1471,7 +1595,7 @@ def _analyte_parts(
             if canonical is None and fact != "prior_lines":
                 continue
             canonical = canonical or "1"
-            vals = [v for v in (th.value, th.value2) if v is not None]
+            vals = list(rng) if rng is not None else [th.value]
             conv = [_convert(v, th.unit, rule, canonical) for v in vals]
             if any(c is None for c in conv):
                 notes.append(
@@ -1482,10 +1606,10 @@ def _analyte_parts(
             if fact == "prior_lines" and th.unit not in (None, "1"):
                 continue
             known = [c for c in conv if c is not None]
-            if th.op == "between":
+            if rng is not None:
                 leaves.append(_Leaf(fact, "ge", _round(min(known)), canonical))
                 leaves.append(_Leaf(fact, "le", _round(max(known)), canonical))
-            else:
+            elif th.op != "between":
                 leaves.append(_Leaf(fact, th.op, _round(known[0]), canonical))
         start = min(th.span[0], (th.entity_span or th.span)[0])
         if leaves:
@@ -1538,14 +1662,19 @@ def _convert(value: float, unit: str | None, rule: AnalyteRule, canonical: str) 
 _WORD = re.compile(r"[A-Za-z][A-Za-z0-9'\-]*")
 
 
-def _leftover(text: str, parts: list[_Part]) -> list[str]:
-    """Significant words not covered by typed parts (filler words and abbreviations ignored)."""
+def _leftover(text: str, parts: list[_Part], comparisons: Sequence[tuple[int, int]] = ()) -> list[str]:
+    """Significant words not covered by typed parts (filler words and abbreviations ignored), and
+    comparisons no part covers ("with ≥ 40 kg": a requirement, even when all its words are filler)."""
     filler = _compiled().filler
     covered = [(p.start, p.end) for p in parts]
     for p in parts:
         if p.kind == "diagnosis" and p.note:
             covered += [(int(a), int(b)) for a, b in (x.split("-") for x in p.note.split(";"))]
-    out: list[str] = []
+    out: list[str] = [
+        f"[{text[a:b]}]"
+        for a, b in comparisons
+        if 0 <= a < b <= len(text) and not any(c <= a and b <= d for c, d in covered)
+    ]
     for m in _WORD.finditer(text):
         if any(a <= m.start() and m.end() <= b for a, b in covered):
             continue
@@ -1624,15 +1753,34 @@ def _parse(ct: CriterionText, prefix: str) -> ParsedCriterion:
     mods = _context(text, [(p.start, p.end) for p in parts])
     conditional: list[str] = []
     for part, mod in zip(parts, mods, strict=True):
-        if part.negatable and mod.negated:
+        if part.negatable and mod.negated and part.kind == "washout" and part.leaves[0].op in ("ge", "gt"):
+            # "no major surgery for at least 4 weeks prior", "> 4 weeks since prior chemotherapy and no
+            # concurrent chemotherapy": the minimum already says none in that time; nothing to flip
+            part.negatable = False
+        elif part.negatable and mod.negated:
             part.leaves = part.absent
             part.negatable = False
+            if part.kind == "washout":
+                # "no chemotherapy or radiotherapy within 4 weeks": neither (not any = all not)
+                part.combine = "all" if part.combine == "any" else "any"
         if mod.conditional and part.leaves:
             conditional.extend(mod.conditional)
         if part.conditional:
             conditional.append(part.note or f"{part.kind} qualified")
-    if _POPULATION_CONDITION.search(text):
-        conditional.append("applies to a subgroup ('patients with/who ... must')")
+    pregnancy_only = all(leaf.fact in ("pregnant", "breastfeeding") for p in typed for leaf in p.leaves)
+    if (
+        _POPULATION_CONDITION.search(text)
+        or (_SUBGROUP.search(text) and not pregnancy_only)
+        or (_QUALIFIER.search(text) and not pregnancy_only)
+    ):
+        conditional.append("applies to a subgroup ('patients with/who ... must', 'for patients ...')")
+    reference = _CROSS_REFERENCE.search(text)
+    if reference is not None and any(
+        p.start > reference.start() for p in typed if p.kind in ("threshold", "washout", "performance")
+    ):
+        conditional.append("refers to other protocol text")
+    if _DONOR_SUBJECT.search(text):
+        conditional.append("about the donor, not the patient")
     if _WOCBP.search(text) and any(
         leaf.fact not in ("pregnant", "breastfeeding") for p in typed for leaf in p.leaves
     ):
@@ -1682,7 +1830,8 @@ def _parse(ct: CriterionText, prefix: str) -> ParsedCriterion:
         reasons = tuple(dict.fromkeys(conditional))
         return _review(ct, prefix, (*reasons, f"partial parse not applied: {partial}"))
 
-    leftover = _leftover(text, parts)
+    comparisons = [th.span for th in thresholds if not th.temporal]
+    leftover = _leftover(text, parts, comparisons)
     if section == "exclusion" and leftover:
         # an exclusion part excludes on its own only when its own clause was fully read
         clean: list[_Part] = []
@@ -1690,7 +1839,7 @@ def _parse(ct: CriterionText, prefix: str) -> ParsedCriterion:
         for part in typed:
             seg = _segment(text, part)
             seg_parts = [p for p in parts if seg[0] <= p.start and p.end <= seg[1]]
-            if _leftover_in(text, seg, seg_parts):
+            if _leftover_in(text, seg, seg_parts, comparisons):
                 dropped.append(part.kind)
             else:
                 clean.append(part)
@@ -1753,7 +1902,9 @@ def _segment(text: str, part: _Part) -> tuple[int, int]:
     return start, end
 
 
-def _leftover_in(text: str, seg: tuple[int, int], parts: list[_Part]) -> bool:
+def _leftover_in(
+    text: str, seg: tuple[int, int], parts: list[_Part], comparisons: Sequence[tuple[int, int]] = ()
+) -> bool:
     shifted = [
         _Part(
             start=p.start - seg[0],
@@ -1768,7 +1919,8 @@ def _leftover_in(text: str, seg: tuple[int, int], parts: list[_Part]) -> bool:
         )
         for p in parts
     ]
-    return bool(_leftover(text[seg[0] : seg[1]], shifted))
+    inside = [(a - seg[0], b - seg[0]) for a, b in comparisons if seg[0] <= a and b <= seg[1]]
+    return bool(_leftover(text[seg[0] : seg[1]], shifted, inside))
 
 
 def _dedupe(parts: list[_Part]) -> list[_Part]:

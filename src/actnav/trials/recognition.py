@@ -45,7 +45,6 @@ from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from actnav.errors import DataFileError
@@ -523,11 +522,9 @@ def _packaged_vocabulary() -> Vocabulary:
 
 
 def _load(path: Traversable | Path, name: str) -> Vocabulary:
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise DataFileError(f"cannot read YAML: {exc}", where=name) from exc
-    return compile_vocabulary(data, name)
+    from actnav.knowledge.loader import read_yaml
+
+    return compile_vocabulary(read_yaml(path, name), name)
 
 
 # --------------------------------------------------------------------------------------------

@@ -354,9 +354,9 @@ def test_text_contains_the_disclaimer_and_each_verdict(evaluation: Evaluation) -
     assert "- not met: Two or more prior lines" in text
 
 
-def test_text_is_plain_ascii_and_not_html_escaped(evaluation: Evaluation) -> None:
+def test_text_is_plain_and_not_html_escaped(evaluation: Evaluation) -> None:
     text = render_text(evaluation)
-    text.encode("ascii")
+    assert "≥" not in text and "—" not in text
     assert "&lt;" not in text and "&amp;" not in text
     assert "Trial-derived context - not label requirements" in text
     assert 20 <= len(text.splitlines()) <= 60
@@ -388,3 +388,9 @@ def test_json_matches_the_published_schema(evaluation: Evaluation) -> None:
     schema_path = Path(__file__).resolve().parents[3] / "schemas" / "evaluation.schema.json"
     schema = json.loads(schema_path.read_text(encoding="utf-8"))
     jsonschema.validate(json.loads(render_json(evaluation)), schema)
+
+
+def test_text_keeps_letters_of_any_script() -> None:
+    from actnav.care.report import to_ascii
+
+    assert to_ascii("Sarcome synovial — cuisse gauche, Σαρκώδες ≥ 2") == "Sarcome synovial - cuisse gauche, Σαρκώδες >= 2"

@@ -234,11 +234,25 @@ def test_corticosteroids_are_not_anticancer(record: PatientRecord) -> None:
     assert record.treatment_history_recorded
 
 
-def test_cancelled_and_unrecognised_medications_are_not_therapies(record: PatientRecord) -> None:
-    resources = {t.resource for t in record.therapies}
-    assert "MedicationRequest/mr-cancelled" not in resources
-    assert "MedicationRequest/mr-amlodipine" not in resources
+def test_cancelled_medications_are_not_therapies(record: PatientRecord) -> None:
+    assert "MedicationRequest/mr-cancelled" not in {t.resource for t in record.therapies}
+
+
+def test_an_unrecognised_medication_is_kept_flagged_and_never_anticancer(record: PatientRecord) -> None:
+    # QA finding 7: kept so the report can say "not recognised: Amlodipine 5 MG Oral Tablet".
+    t = by_resource(record.therapies, "MedicationRequest/mr-amlodipine")
+    assert (t.text, t.agents, t.classes, t.anticancer, t.unrecognised) == (
+        "Amlodipine 5 MG Oral Tablet",
+        (),
+        (),
+        False,
+        True,
+    )
+    assert t.start is not None
     assert any("1 medication resource(s)" in n for n in record.notes)
+    assert not any(
+        x.unrecognised for x in record.therapies if x.resource != "MedicationRequest/mr-amlodipine"
+    )
 
 
 def test_car_t_infusion_is_a_therapy_with_the_product(record: PatientRecord) -> None:
@@ -736,3 +750,498 @@ def test_a_drug_class_outside_the_vocabulary_is_rejected() -> None:
     data["agents"][0]["classes"] = ["anti_cd19"]
     with pytest.raises(DataFileError, match="classes"):
         parse_file(terminology.DrugsFile, data, "terminology/drugs.yaml")
+
+
+# -- QA findings (adversarial review, 2026-11) -------------------------------------------------
+# Each expectation comes from the FHIR R4 specification (datatypes: date, dateTime and instant are
+# JSON strings; administrative-gender is a required binding to male | female | other | unknown),
+# from RFC 8259 (JSON has no NaN or Infinity), from physiology (no negative counts, percentages
+# within 0-100, ECOG 0-5) or from ICD-10-CM / the regimen references cited in the tables.
+
+
+def patient(**fields: Any) -> dict[str, Any]:
+    return {"resourceType": "Patient", "id": "p", "birthDate": "1970-03-04", **fields}
+
+
+def med(rid: str, text: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "resourceType": "MedicationStatement",
+        "id": rid,
+        "status": "completed",
+        "subject": {"reference": "Patient/p"},
+        "medicationCodeableConcept": {"text": text},
+        "effectivePeriod": {"start": "2025-01-06", "end": "2025-04-28"},
+        **extra,
+    }
+
+
+# 1. Dates must be FHIR strings: pydantic would read a number as a Unix timestamp.
+
+
+@pytest.mark.parametrize("value", [0, 86400 * 7300, 1.5e8, 12, 19900504])
+def test_a_numeric_birth_date_is_refused_not_read_as_a_timestamp(value: object) -> None:
+    with pytest.raises(FhirImportError) as err:
+        imported(patient=patient(birthDate=value))
+    assert err.value.where == "Patient/p.birthDate"
+    assert err.value.message == "expected a FHIR date string like 1990-05-04, got a number"
+    assert err.value.exit_code == EXIT_BAD_INPUT
+
+
+def test_the_numeric_birth_date_fixture_fails_without_leaking_identifiers() -> None:
+    err = _fail("bad-numeric-birthdate.json")
+    assert err.where == "Patient/pt-1.birthDate"
+    assert "got a number" in err.message
+
+
+@pytest.mark.parametrize(
+    ("value", "got"),
+    [
+        (True, "got a boolean"),
+        ([], "got an array"),
+        ({"x": 1}, "got an object"),
+        ("1990-5-4", "got '1990-5-4'"),
+    ],
+)
+def test_a_birth_date_of_the_wrong_shape_says_what_it_got(value: object, got: str) -> None:
+    with pytest.raises(FhirImportError) as err:
+        imported(patient=patient(birthDate=value))
+    assert err.value.where == "Patient/p.birthDate"
+    assert err.value.message.startswith("expected a FHIR date string like 1990-05-04")
+    assert err.value.message.endswith(got)
+
+
+def test_a_birth_date_that_is_no_calendar_day_is_refused() -> None:
+    with pytest.raises(FhirImportError, match="not a calendar date") as err:
+        imported(patient=patient(birthDate="1990-02-30"))
+    assert err.value.where == "Patient/p.birthDate"
+
+
+def test_a_birth_date_as_text_that_is_not_a_date_does_not_echo_the_text() -> None:
+    # A name typed into the wrong field must never reach the message.
+    with pytest.raises(FhirImportError) as err:
+        imported(patient=patient(birthDate="Testperson Alpha"))
+    assert "Testperson" not in str(err.value)
+
+
+def test_a_numeric_effective_date_time_is_refused() -> None:
+    # 20261110 was silently read as 1970-08-23.
+    lab = observation("x", "751-8", valueQuantity={"value": 2, "unit": "10*9/L"})
+    lab["effectiveDateTime"] = 20261110
+    with pytest.raises(FhirImportError) as err:
+        imported(lab)
+    assert err.value.where == "Observation/x.effectiveDateTime"
+    assert "expected a FHIR dateTime string like 2024-05-04" in err.value.message
+    assert err.value.message.endswith("got a number")
+
+
+@pytest.mark.parametrize(
+    ("resource", "where"),
+    [
+        ({**condition("c", {"system": ICD, "code": "C83.38"}), "onsetDateTime": 1700000000}, "Condition/c.onsetDateTime"),
+        ({**condition("c", {"system": ICD, "code": "C83.38"}), "recordedDate": 1}, "Condition/c.recordedDate"),
+        (
+            {**condition("c", {"system": ICD, "code": "C83.38"}), "onsetPeriod": {"start": 1}},
+            "Condition/c.onsetPeriod.start",
+        ),
+        (
+            {**observation("o", "751-8", valueQuantity={"value": 2, "unit": "10*9/L"}), "effectiveDateTime": None,
+             "effectiveInstant": 1700000000},
+            "Observation/o.effectiveInstant",
+        ),
+        (
+            {**observation("o", "751-8", valueQuantity={"value": 2, "unit": "10*9/L"}), "effectiveDateTime": None,
+             "effectivePeriod": {"start": "2026-01-01", "end": 1700000000}},
+            "Observation/o.effectivePeriod.end",
+        ),
+        (
+            {"resourceType": "Procedure", "id": "pr", "status": "completed", "subject": {"reference": "Patient/p"},
+             "code": {"text": "autologous stem cell transplant"}, "performedDateTime": 2025},
+            "Procedure/pr.performedDateTime",
+        ),
+        ({**med("m", "rituximab"), "effectivePeriod": {"start": 1.0}}, "MedicationStatement/m.effectivePeriod.start"),
+        (
+            {"resourceType": "MedicationRequest", "id": "r", "status": "active", "intent": "order",
+             "subject": {"reference": "Patient/p"}, "medicationCodeableConcept": {"text": "rituximab"},
+             "authoredOn": 20250101},
+            "MedicationRequest/r.authoredOn",
+        ),
+        (
+            {"resourceType": "MedicationRequest", "id": "r", "status": "active", "intent": "order",
+             "subject": {"reference": "Patient/p"}, "medicationCodeableConcept": {"text": "rituximab"},
+             "dispenseRequest": {"validityPeriod": {"start": 0}}},
+            "MedicationRequest/r.dispenseRequest.validityPeriod.start",
+        ),
+    ],
+)  # fmt: skip
+def test_every_date_element_read_must_be_a_string(resource: dict[str, Any], where: str) -> None:
+    resource = {k: v for k, v in resource.items() if v is not None}
+    with pytest.raises(FhirImportError, match="got a number") as err:
+        imported(resource)
+    assert err.value.where == where
+
+
+def test_a_numeric_deceased_date_time_is_refused() -> None:
+    with pytest.raises(FhirImportError, match="got a number") as err:
+        imported(patient=patient(deceasedDateTime=1_600_000_000))
+    assert err.value.where == "Patient/p.deceasedDateTime"
+
+
+@pytest.mark.parametrize(
+    "when",
+    [
+        "2026",
+        "2026-11",
+        "2026-11-10",
+        "2026-11-10T10:00:00Z",
+        "2026-11-10T23:30:00-05:00",
+    ],
+)
+def test_fhir_date_time_strings_are_still_read(when: str) -> None:
+    record = imported(observation("o", "751-8", when=when, valueQuantity={"value": 2, "unit": "10*9/L"}))
+    assert record.measurements[0].date is not None
+
+
+def test_a_date_time_with_a_time_but_no_offset_is_refused() -> None:
+    # FHIR R4 dateTime: "If hours and minutes are specified, a timezone offset SHALL be populated".
+    lab = observation("o", "751-8", when="2026-11-10T10:00:00", valueQuantity={"value": 2, "unit": "10*9/L"})
+    with pytest.raises(FhirImportError, match="expected a FHIR dateTime string") as err:
+        imported(lab)
+    assert err.value.where == "Observation/o.effectiveDateTime"
+
+
+def test_a_valid_instant_is_read() -> None:
+    lab = observation("o", "751-8", valueQuantity={"value": 2, "unit": "10*9/L"})
+    del lab["effectiveDateTime"]
+    lab["effectiveInstant"] = "2026-11-10T10:00:00.123Z"
+    assert imported(lab).measurements[0].date == date(2026, 11, 10)
+
+
+# 2. Numbers and nesting the JSON parser cannot take are input errors, not crashes.
+
+
+def test_a_number_with_5000_digits_is_an_input_error(tmp_path: Path) -> None:
+    data = json.dumps(bundle(observation("x", "751-8", valueQuantity={"value": 1, "unit": "10*9/L"})))
+    path = tmp_path / "b.json"
+    path.write_text(data.replace('"value": 1,', '"value": ' + "1" * 5000 + ","))
+    with pytest.raises(FhirImportError) as err:
+        read_bundle(path, as_of=AS_OF)
+    assert err.value.where == "input file"
+    assert "5000 digits" in err.value.message
+
+
+def test_100000_nested_arrays_are_an_input_error(tmp_path: Path) -> None:
+    path = tmp_path / "deep.json"
+    path.write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(FhirImportError, match="nest") as err:
+        read_bundle(path, as_of=AS_OF)
+    assert err.value.exit_code == EXIT_BAD_INPUT
+
+
+def test_deep_nesting_inside_a_resource_names_the_entry() -> None:
+    nested: dict[str, Any] = {"url": "https://example.org/x"}
+    for _ in range(400):
+        nested = {"url": "https://example.org/x", "extension": [nested]}
+    lab = observation("x", "751-8", valueQuantity={"value": 1, "unit": "10*9/L"}, extension=[nested])
+    with pytest.raises(FhirImportError, match="nest") as err:
+        imported(lab)
+    assert err.value.where is not None and err.value.where.startswith("Bundle.entry[1].resource")
+
+
+@pytest.mark.parametrize("constant", ["NaN", "Infinity", "-Infinity"])
+def test_nan_and_infinity_are_not_json(tmp_path: Path, constant: str) -> None:
+    path = tmp_path / "b.json"
+    text = json.dumps(bundle(observation("x", "751-8", valueQuantity={"value": 1, "unit": "10*9/L"})))
+    path.write_text(text.replace('"value": 1,', f'"value": {constant},'))
+    with pytest.raises(FhirImportError, match=constant.lstrip("-")) as err:
+        read_bundle(path, as_of=AS_OF)
+    assert err.value.where == "input file"
+
+
+# 3. Physiologically impossible quantities are refused, naming the element and the bound.
+
+
+def _lab(code: str, value: float, unit: str, rid: str = "x") -> dict[str, Any]:
+    return observation(rid, code, valueQuantity={"value": value, "unit": unit})
+
+
+@pytest.mark.parametrize(
+    ("code", "value", "unit"),
+    [
+        ("751-8", 1e300, "10*9/L"),  # ANC
+        ("751-8", -5, "10*9/L"),
+        ("751-8", -0.001, "/uL"),
+        ("777-3", 1e7, "10*3/uL"),  # platelets
+        ("718-7", 45, "g/dL"),  # haemoglobin
+        ("59408-5", 101, "%"),  # SpO2
+        ("10230-1", -1, "%"),  # LVEF
+        ("29463-7", 0.1, "kg"),  # weight
+        ("29463-7", 2000, "[lb_av]"),  # 907 kg
+        ("2160-0", -1, "mg/dL"),  # creatinine
+    ],
+)
+def test_an_implausible_quantity_is_an_error_naming_the_element_and_bound(
+    code: str, value: float, unit: str
+) -> None:
+    with pytest.raises(FhirImportError, match="outside the plausible range") as err:
+        imported(_lab(code, value, unit))
+    assert err.value.where == "Observation/x.valueQuantity.value"
+    assert " to " in err.value.message  # the bound is named
+
+
+def test_an_overflowing_quantity_is_refused() -> None:
+    # 4000 digits parse as JSON but are infinite as a float.
+    lab = _lab("751-8", 1, "10*9/L")
+    lab["valueQuantity"]["value"] = int("9" * 4000)
+    with pytest.raises(FhirImportError, match="outside the plausible range|not a finite number"):
+        imported(lab)
+
+
+@pytest.mark.parametrize(
+    ("code", "value", "unit", "expected"),
+    [
+        ("751-8", 0, "10*9/L", 0.0),  # agranulocytosis is possible
+        ("751-8", 1500, "/uL", 1.5),
+        ("731-0", 400, "10*9/L", 400.0),  # CLL lymphocytosis
+        ("777-3", 1800, "10*3/uL", 1800.0),  # thrombocythaemia
+        ("29463-7", 600, "[lb_av]", 272.155),
+        ("59408-5", 100, "%", 100.0),
+    ],
+)
+def test_extreme_but_possible_values_are_accepted(
+    code: str, value: float, unit: str, expected: float
+) -> None:
+    assert imported(_lab(code, value, unit)).measurements[0].value == pytest.approx(expected, abs=0.001)
+
+
+@pytest.mark.parametrize("value", [6, -1, 1.5])
+def test_ecog_must_be_a_whole_number_from_0_to_5(value: float) -> None:
+    ecog = observation("e", "89247-1", valueQuantity={"value": value})
+    with pytest.raises(FhirImportError, match="ECOG|ecog") as err:
+        imported(ecog)
+    assert err.value.where == "Observation/e.valueQuantity.value"
+
+
+def test_ecog_as_integer_7_is_refused() -> None:
+    with pytest.raises(FhirImportError, match="outside the plausible range") as err:
+        imported(observation("e", "89247-1", valueInteger=7))
+    assert err.value.where == "Observation/e.valueInteger"
+
+
+@pytest.mark.parametrize("high", [0, -40, 1e300])
+def test_an_implausible_upper_limit_of_normal_is_refused(high: float) -> None:
+    alt = observation(
+        "a",
+        "1742-6",
+        valueQuantity={"value": 80, "unit": "U/L"},
+        referenceRange=[{"high": {"value": high, "unit": "U/L"}}],
+    )
+    with pytest.raises(FhirImportError) as err:
+        imported(alt)
+    assert err.value.where == "Observation/a.referenceRange[0].high.value"
+
+
+# 4. Structural errors that used to be skipped silently.
+
+
+@pytest.mark.parametrize("resource", [{"id": "q"}, {"resourceType": 5, "id": "q"}, {"resourceType": None}])
+def test_an_entry_resource_without_a_string_resource_type_is_an_error(resource: dict[str, Any]) -> None:
+    data = bundle(_lab("751-8", 2, "10*9/L"))
+    data["entry"].append({"resource": resource})
+    with pytest.raises(FhirImportError, match="resourceType") as err:
+        patient_from_bundle(data, as_of=AS_OF)
+    assert err.value.where == "Bundle.entry[2].resource.resourceType"
+
+
+@pytest.mark.parametrize("gender", ["yes", "Male", "f", ""])
+def test_a_gender_outside_administrative_gender_is_an_error(gender: str) -> None:
+    with pytest.raises(FhirImportError) as err:
+        imported(patient=patient(gender=gender))
+    assert err.value.where == "Patient/p.gender"
+    for code in ("male", "female", "other", "unknown"):
+        assert code in str(err.value)
+
+
+def test_an_absent_gender_is_unknown() -> None:
+    assert imported().sex == "unknown"
+
+
+# 5. Refining text: PCNSL coded only by DLBCL codes, and the like (adding, never removing).
+
+
+def test_pcnsl_coded_only_by_dlbcl_codes_is_pcnsl_by_its_text() -> None:
+    record = read_bundle(FIXTURES / "pcnsl-coded-as-dlbcl.json", as_of=AS_OF)
+    concepts = set(record.diagnoses[0].concepts)
+    assert {"primary_cns_lymphoma", "cns_involvement", "dlbcl_nos", "lbcl"} <= concepts
+
+
+def test_icd_10_cm_c83_390_is_primary_cns_lymphoma() -> None:
+    record = imported(condition("c", {"system": ICD, "code": "C83.390"}))
+    assert record.diagnoses[0].concepts[0] == "primary_cns_lymphoma"
+    assert "cns_involvement" in record.diagnoses[0].concepts
+    # C83.398 (other extranodal sites) stays DLBCL.
+    other = imported(condition("c", {"system": ICD, "code": "C83.398"}))
+    assert "primary_cns_lymphoma" not in other.diagnoses[0].concepts
+
+
+def test_dlbcl_histology_with_a_brain_site_code_is_pcnsl() -> None:
+    record = imported(condition("c", {"system": ICD, "code": "C71.9"}, {"system": ICDO, "code": "9680/3"}))
+    assert "primary_cns_lymphoma" in record.diagnoses[0].concepts
+    assert "other_malignancy" not in record.diagnoses[0].concepts
+
+
+@pytest.mark.parametrize(
+    ("text", "added", "absent"),
+    [
+        ("Primary CNS lymphoma", {"primary_cns_lymphoma", "cns_involvement"}, set()),
+        ("DLBCL, PCNSL", {"primary_cns_lymphoma"}, set()),
+        ("DLBCL, not primary CNS lymphoma", set(), {"primary_cns_lymphoma"}),
+        ("DLBCL; no CNS involvement", set(), {"cns_involvement", "primary_cns_lymphoma"}),
+        ("DLBCL without CNS involvement", set(), {"cns_involvement"}),
+        ("DLBCL. CNS involvement: none", set(), {"cns_involvement"}),
+        ("DLBCL, CNS involvement ruled out", set(), {"cns_involvement"}),
+        ("Suspected primary CNS lymphoma", set(), {"primary_cns_lymphoma"}),
+        ("DLBCL with secondary CNS involvement", {"cns_involvement"}, {"primary_cns_lymphoma"}),
+        ("DLBCL transformed from follicular lymphoma", {"dlbcl_transformed_fl"}, set()),
+        ("DLBCL, not transformed from follicular lymphoma", set(), {"dlbcl_transformed_fl"}),
+        ("Primary mediastinal large B-cell lymphoma", {"pmbcl"}, set()),
+        ("High-grade B-cell lymphoma, double-hit", {"hgbcl"}, set()),
+    ],
+)
+def test_refining_text_adds_concepts_to_a_coded_dlbcl(text: str, added: set[str], absent: set[str]) -> None:
+    coded = condition("c", {"system": ICD, "code": "C83.38", "display": "Diffuse large B-cell lymphoma"})
+    coded["code"]["text"] = text
+    concepts = set(imported(coded).diagnoses[0].concepts)
+    assert {"dlbcl_nos", "lbcl"} <= concepts  # never removed
+    assert added <= concepts
+    assert not absent & concepts
+
+
+def test_refining_text_in_a_coding_display_counts_too() -> None:
+    coded = condition(
+        "c",
+        {"system": ICD, "code": "C83.39", "display": "Diffuse large B-cell lymphoma, extranodal"},
+        {"system": ICDO, "code": "9680/3", "display": "Primary diffuse large B-cell lymphoma of the CNS"},
+    )
+    assert "primary_cns_lymphoma" in imported(coded).diagnoses[0].concepts
+
+
+def test_a_negated_refinement_leaves_a_note() -> None:
+    coded = condition("c", {"system": ICD, "code": "C83.38"})
+    coded["code"]["text"] = "DLBCL, no CNS involvement"
+    record = imported(coded)
+    assert any("Condition/c.code" in n and "negated" in n for n in record.notes)
+
+
+@pytest.mark.parametrize(
+    ("text", "lineage"),
+    [
+        ("B-cell precursor acute lymphoblastic leukaemia, Ph-negative", "b_all"),
+        ("T-ALL, early T-precursor", "t_all"),
+    ],
+)
+def test_all_lineage_is_read_from_the_text_of_a_c91_0_code(text: str, lineage: str) -> None:
+    coded = condition("c", {"system": ICD, "code": "C91.00"})
+    coded["code"]["text"] = text
+    assert imported(coded).diagnoses[0].concepts[0] == lineage
+
+
+def test_a_refinement_never_crosses_diseases() -> None:
+    # Text naming B-ALL on a myeloma code adds nothing: a refinement only narrows what is coded.
+    coded = condition("c", {"system": ICD, "code": "C90.00"})
+    coded["code"]["text"] = "Multiple myeloma (history: B-ALL in childhood)"
+    assert "b_all" not in imported(coded).diagnoses[0].concepts
+
+
+def test_uncoded_text_with_a_negated_state_no_longer_adds_it() -> None:
+    record = imported(
+        condition("c", {"code": "X", "display": "Diffuse large B-cell lymphoma without CNS involvement"})
+    )
+    assert "dlbcl_nos" in record.diagnoses[0].concepts
+    assert "cns_involvement" not in record.diagnoses[0].concepts
+
+
+# 6. Regimen acronyms expand into their agents in one therapy.
+
+R_CHOP = {"rituximab", "cyclophosphamide", "doxorubicin", "vincristine", "prednisone"}
+EPOCH_R = {"etoposide", "prednisone", "vincristine", "cyclophosphamide", "doxorubicin", "rituximab"}
+
+
+@pytest.mark.parametrize(
+    ("written", "agents"),
+    [
+        ("DA-EPOCH-R", EPOCH_R),
+        ("R-EPOCH", EPOCH_R),
+        ("EPOCH-R x6", EPOCH_R),
+        ("R-CHOP", R_CHOP),
+        ("R CHOP", R_CHOP),
+        ("rchop-21", R_CHOP),
+        ("R-CVP", {"rituximab", "cyclophosphamide", "vincristine", "prednisone"}),
+        ("R-GDP", {"rituximab", "gemcitabine", "dexamethasone", "cisplatin"}),
+        ("R-ICE", {"rituximab", "ifosfamide", "carboplatin", "etoposide"}),
+        ("R-DHAP", {"rituximab", "dexamethasone", "cytarabine", "cisplatin"}),
+        ("BR", {"bendamustine", "rituximab"}),
+        ("FCR", {"fludarabine", "cyclophosphamide", "rituximab"}),
+        ("MATRix", {"methotrexate", "cytarabine", "thiotepa", "rituximab"}),
+        ("DPd", {"daratumumab", "pomalidomide", "dexamethasone"}),
+        ("Dara-Pd", {"daratumumab", "pomalidomide", "dexamethasone"}),
+        ("KPd", {"carfilzomib", "pomalidomide", "dexamethasone"}),
+        ("KRd", {"carfilzomib", "lenalidomide", "dexamethasone"}),
+        ("VRd", {"bortezomib", "lenalidomide", "dexamethasone"}),
+        ("VCd", {"bortezomib", "cyclophosphamide", "dexamethasone"}),
+        ("CyBorD", {"bortezomib", "cyclophosphamide", "dexamethasone"}),
+        ("DRd", {"daratumumab", "lenalidomide", "dexamethasone"}),
+        ("Ven+O", {"venetoclax", "obinutuzumab"}),
+        ("VenO", {"venetoclax", "obinutuzumab"}),
+        ("Ven / O", {"venetoclax", "obinutuzumab"}),
+        ("hyper-CVAD", {"cyclophosphamide", "vincristine", "doxorubicin", "dexamethasone"}),
+        ("Hyper CVAD", {"cyclophosphamide", "vincristine", "doxorubicin", "dexamethasone"}),
+        ("FOLFOX", {"fluorouracil", "leucovorin", "oxaliplatin"}),
+        ("mFOLFOX6", {"fluorouracil", "leucovorin", "oxaliplatin"}),
+    ],
+)
+def test_a_regimen_acronym_expands_into_its_agents(written: str, agents: set[str]) -> None:
+    record = imported(med("m", written))
+    assert len(record.therapies) == 1
+    t = record.therapies[0]
+    assert (t.text, set(t.agents), t.anticancer, t.unrecognised) == (written, agents, True, False)
+    assert set(t.classes) == set(terminology.drug_classes(t.agents))
+
+
+def test_a_regimen_and_an_agent_named_together_are_one_therapy() -> None:
+    t = imported(med("m", "Rituximab + CHOP")).therapies[0]
+    assert set(t.agents) == R_CHOP
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Defibrotide for veno-occlusive disease",
+        "anti-PD-1 antibody (trial drug)",
+        "3rd line: study drug XY-7",
+    ],
+)
+def test_words_that_only_look_like_regimens_are_not_regimens(text: str) -> None:
+    t = imported(med("m", text)).therapies[0]
+    assert t.unrecognised and t.agents == ()
+
+
+# 7. Unrecognised medications are kept (flagged), never counted as anticancer.
+
+
+def test_an_unrecognised_medication_keeps_its_text_and_dates() -> None:
+    record = imported(med("m", "Acetaminophen 325 MG Oral Tablet"))
+    t = record.therapies[0]
+    assert (t.agents, t.classes, t.anticancer, t.unrecognised) == ((), (), False, True)
+    assert (t.text, t.start, t.end) == (
+        "Acetaminophen 325 MG Oral Tablet",
+        date(2025, 1, 6),
+        date(2025, 4, 28),
+    )
+    assert not record.treatment_history_recorded
+    assert any("1 medication resource(s)" in n for n in record.notes)
+
+
+def test_an_unrecognised_drug_with_a_line_extension_is_anticancer_and_flagged() -> None:
+    line = {"url": "https://actnav.dev/fhir/StructureDefinition/line-of-therapy", "valuePositiveInt": 2}
+    t = imported(med("m", "investigational agent XYZ-123", extension=[line])).therapies[0]
+    assert (t.agents, t.line, t.anticancer, t.unrecognised) == ((), 2, True, True)

@@ -11,7 +11,9 @@ AS_OF = date(2026, 11, 29)
 
 
 def drug(rid: str, agent: str, start: date, **kw: object) -> TherapyExposure:
-    return TherapyExposure(resource=f"MedicationStatement/{rid}", text=agent, agents=(agent,), start=start, **kw)  # type: ignore[arg-type]
+    return TherapyExposure(
+        resource=f"MedicationStatement/{rid}", text=agent, agents=(agent,), start=start, **kw
+    )  # type: ignore[arg-type]
 
 
 def patient(*therapies: TherapyExposure, events: tuple[DiseaseStatusEvent, ...] = ()) -> PatientRecord:
@@ -21,7 +23,10 @@ def patient(*therapies: TherapyExposure, events: tuple[DiseaseStatusEvent, ...] 
 def test_drugs_started_together_are_one_regimen() -> None:
     # R-CHOP: five drugs on the same day form one line.
     start = date(2024, 1, 8)
-    rchop = [drug(f"d{i}", a, start) for i, a in enumerate(["rituximab", "cyclophosphamide", "doxorubicin", "vincristine", "prednisone"])]
+    rchop = [
+        drug(f"d{i}", a, start)
+        for i, a in enumerate(["rituximab", "cyclophosphamide", "doxorubicin", "vincristine", "prednisone"])
+    ]
     assert len(count_lines(patient(*rchop), as_of=AS_OF).lines) == 1
 
 
@@ -43,7 +48,11 @@ def test_a_new_drug_after_the_window_starts_a_new_line() -> None:
 
 def test_retreatment_after_relapse_is_a_new_line() -> None:
     relapse = DiseaseStatusEvent(resource="Observation/r1", status="relapse", date=date(2024, 3, 1))
-    p = patient(drug("a", "lenalidomide", date(2023, 1, 2)), drug("b", "lenalidomide", date(2024, 4, 1)), events=(relapse,))
+    p = patient(
+        drug("a", "lenalidomide", date(2023, 1, 2)),
+        drug("b", "lenalidomide", date(2024, 4, 1)),
+        events=(relapse,),
+    )
     assert len(count_lines(p, as_of=AS_OF).lines) == 2
 
 
@@ -58,7 +67,9 @@ def test_supportive_drugs_and_future_drugs_do_not_count() -> None:
 
 def test_stated_line_numbers_are_used_and_undated_drugs_make_the_count_uncertain() -> None:
     p = patient(
-        TherapyExposure(resource="MedicationStatement/x", text="pembrolizumab", agents=("pembrolizumab",), line=1),
+        TherapyExposure(
+            resource="MedicationStatement/x", text="pembrolizumab", agents=("pembrolizumab",), line=1
+        ),
         TherapyExposure(resource="MedicationStatement/y", text="ipilimumab", agents=("ipilimumab",)),
     )
     counted = count_lines(p, as_of=AS_OF)

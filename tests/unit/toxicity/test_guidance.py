@@ -197,8 +197,14 @@ def test_monitoring_plan_before_june_2025() -> None:
 
 
 def test_every_cd19_bcma_car_t_has_2_week_periods_after_june_2025() -> None:
-    ids = {"tisagenlecleucel", "axicabtagene_ciloleucel", "brexucabtagene_autoleucel",
-           "lisocabtagene_maraleucel", "idecabtagene_vicleucel", "ciltacabtagene_autoleucel"}
+    ids = {
+        "tisagenlecleucel",
+        "axicabtagene_ciloleucel",
+        "brexucabtagene_autoleucel",
+        "lisocabtagene_maraleucel",
+        "idecabtagene_vicleucel",
+        "ciltacabtagene_autoleucel",
+    }
     present = ids & {p.id for p in load_knowledge().products}
     assert present, "the product files are missing"
     for product_id in sorted(present):
@@ -215,3 +221,96 @@ def test_monitoring_plan_unknown_product() -> None:
     with pytest.raises(InputError) as err:
         monitoring_plan("snake_oil", dt.date(2026, 1, 1))
     assert err.value.where == "product_id"
+
+
+# ------------------------------------------------- products by id and brand (TIL, TCR-T, obe-cel)
+
+
+@pytest.mark.parametrize(
+    ("name", "product_id"),
+    [
+        ("lifileucel", "lifileucel"),
+        ("Amtagvi", "lifileucel"),
+        ("AMTAGVI", "lifileucel"),
+        ("afamitresgene_autoleucel", "afamitresgene_autoleucel"),
+        ("afamitresgene autoleucel", "afamitresgene_autoleucel"),
+        ("Tecelra", "afamitresgene_autoleucel"),
+        ("obecabtagene_autoleucel", "obecabtagene_autoleucel"),
+        ("aucatzyl", "obecabtagene_autoleucel"),
+        ("Aucatzyl\u00ae", "obecabtagene_autoleucel"),
+        ("obe-cel", "obecabtagene_autoleucel"),
+        ("Yescarta", "axicabtagene_ciloleucel"),
+        ("tisagenlecleucel", "tisagenlecleucel"),
+    ],
+)
+def test_monitoring_plan_accepts_ids_and_brand_names(name: str, product_id: str) -> None:
+    plan = monitoring_plan(name, dt.date(2025, 7, 1))
+    assert plan.product_id == product_id
+
+
+def test_lifileucel_plan_lists_its_boxed_warnings_and_what_the_file_lacks() -> None:
+    plan = monitoring_plan("Amtagvi", dt.date(2025, 7, 1))
+    assert plan.modality == "TIL"
+    assert (plan.proximity_weeks, plan.no_driving_weeks) == (None, None)  # not in the reference: not invented
+    assert "period to stay near the treatment centre" in plan.missing
+    warnings = " ".join(line.text for line in plan.boxed_warnings)
+    assert "Treatment-related mortality" in warnings and "Prolonged severe cytopenia" in warnings
+    assert all(line.kind == "boxed_warning" for line in plan.boxed_warnings)
+    assert any("TIL product" in note for note in plan.notes)
+    assert {line.kind for line in plan.monitoring} == {"administration", "rems"}
+
+
+def test_afami_cel_plan_has_the_4_week_icans_monitoring() -> None:
+    plan = monitoring_plan("Tecelra", dt.date(2025, 1, 1))
+    assert plan.modality == "TCR-T"
+    assert any("at least 4 weeks" in line.text and line.kind == "monitoring" for line in plan.monitoring)
+    assert plan.proximity_weeks is None
+
+
+def test_obe_cel_periods_come_from_a_secondary_source_and_say_so() -> None:
+    plan = monitoring_plan("obecabtagene_autoleucel", dt.date(2025, 7, 1))
+    # Aucatzyl never had a REMS: the June 2025 CAR-T change does not shorten its periods.
+    assert (plan.proximity_weeks, plan.no_driving_weeks) == (4, 8)
+    assert any("tagged S" in note for note in plan.notes)
+
+
+def test_an_unknown_product_lists_ids_and_brands() -> None:
+    with pytest.raises(InputError) as err:
+        monitoring_plan("Amtagvy", dt.date(2026, 1, 1))
+    assert err.value.where == "product_id"
+    assert "lifileucel (Amtagvi)" in (err.value.hint or "")
+
+
+def test_management_accepts_a_brand_name() -> None:
+    assert crs_management(3, 70, product_id="yescarta").product_id == "axicabtagene_ciloleucel"
+
+
+# ------------------------------------------------------- management checked against doses given
+
+
+def test_management_refuses_a_fourth_tocilizumab_dose_in_24_hours() -> None:
+    given = [(hours(0), 560.0), (hours(8), 560.0), (hours(16), 560.0)]
+    plan = crs_management(3, 70, tocilizumab_given=given, at=hours(23))
+    line = next(x for x in plan.lines if x.drug == "tocilizumab")
+    assert line.allowed is False and line.dose_mg is None
+    assert any("3 doses in 24 hours" in r for r in line.refusal_reasons)
+    assert plan.tocilizumab is not None and not plan.tocilizumab.allowed
+    # the corticosteroid lines are unaffected
+    assert next(x for x in plan.lines if x.id == "crs3-dexamethasone").dose_mg == 10
+
+
+def test_management_allows_a_dose_within_the_limits() -> None:
+    plan = crs_management(2, 120, tocilizumab_given=[(hours(0), None)], at=hours(9))
+    line = next(x for x in plan.lines if x.drug == "tocilizumab")
+    assert line.allowed is True and line.dose_mg == 800
+
+
+def test_management_with_doses_needs_the_time() -> None:
+    with pytest.raises(InputError) as err:
+        crs_management(2, 70, tocilizumab_given=[(hours(0), 560.0)])
+    assert err.value.where == "at"
+
+
+def test_a_dose_of_unknown_amount_counts_towards_the_limits() -> None:
+    advice = tocilizumab_dose(70, [(hours(0), None), (hours(8), None), (hours(16), None)], at=hours(20))
+    assert not advice.allowed and advice.doses_in_last_24h == 3

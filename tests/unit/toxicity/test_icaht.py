@@ -100,8 +100,11 @@ def test_lowest_value_of_a_day_counts() -> None:
 
 def test_dates_with_infusion_date() -> None:
     start = dt.date(2026, 3, 1)
-    result = grade_icaht([(start + dt.timedelta(days=d), 0.3) for d in range(0, 8)]
-                         + [(start + dt.timedelta(days=d), 2.0) for d in range(8, 31)], infusion_date=start)
+    result = grade_icaht(
+        [(start + dt.timedelta(days=d), 0.3) for d in range(0, 8)]
+        + [(start + dt.timedelta(days=d), 2.0) for d in range(8, 31)],
+        infusion_date=start,
+    )
     assert result.early.grade == 2
 
 

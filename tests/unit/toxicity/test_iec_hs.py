@@ -17,8 +17,9 @@ from actnav.toxicity.iec_hs import assess_iec_hs, load_iec_hs
 
 
 def test_ferritin_and_one_manifestation_raise_the_flag() -> None:
-    result = assess_iec_hs(ferritin_ng_ml=9000, ferritin_uln_ng_ml=400, cytopenia=True,
-                           onset="after_crs_resolved")
+    result = assess_iec_hs(
+        ferritin_ng_ml=9000, ferritin_uln_ng_ml=400, cytopenia=True, onset="after_crs_resolved"
+    )
     assert result.suggestive is True
     assert result.ferritin.met is True
     assert result.manifestations_met == 1
@@ -47,8 +48,13 @@ def test_transaminase_manifestation(kwargs: dict[str, Any], met: bool | None) ->
 
 
 def test_no_flag_when_ferritin_criterion_not_met() -> None:
-    result = assess_iec_hs(ferritin_ng_ml=500, ferritin_uln_ng_ml=400, ferritin_rapidly_rising=False,
-                           cytopenia=True, hemophagocytosis=True)
+    result = assess_iec_hs(
+        ferritin_ng_ml=500,
+        ferritin_uln_ng_ml=400,
+        ferritin_rapidly_rising=False,
+        cytopenia=True,
+        hemophagocytosis=True,
+    )
     assert result.ferritin.met is False
     assert result.suggestive is False
 

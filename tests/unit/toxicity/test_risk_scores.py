@@ -39,8 +39,9 @@ def test_easix_formula_worked_example() -> None:
 
 def test_easix_converts_umol_l_and_per_ul() -> None:
     # Reference 4.1 unit traps: 88.4 umol/L = 1.0 mg/dL; 100,000/uL = 100 x10^9/L
-    result = easix_score(ldh=250, creatinine=88.4, creatinine_unit="umol/L", platelets=100_000,
-                         platelets_unit="/uL")
+    result = easix_score(
+        ldh=250, creatinine=88.4, creatinine_unit="umol/L", platelets=100_000, platelets_unit="/uL"
+    )
     assert result.inputs["creatinine_mg_dl"] == pytest.approx(1.0, rel=1e-4)
     assert result.inputs["platelets_10e9_l"] == pytest.approx(100.0)
     assert result.value == pytest.approx(2.5, rel=1e-4)
@@ -109,7 +110,11 @@ def test_hematotox_maximum_worked_example() -> None:
     assert result.points == 7
     assert result.risk_group == "high"
     assert {i.item: i.points for i in result.items} == {
-        "platelets": 2, "anc": 1, "hemoglobin": 1, "crp": 1, "ferritin": 2
+        "platelets": 2,
+        "anc": 1,
+        "hemoglobin": 1,
+        "crp": 1,
+        "ferritin": 2,
     }
 
 
@@ -130,14 +135,31 @@ def test_hematotox_risk_groups(change: dict[str, Any], points: int, group: str) 
 
 def test_hematotox_units_converted() -> None:
     # CRP 50 mg/L = 5.0 mg/dL (1 point); platelets 60,000/uL = 60 x10^9/L (2 points); Hb 85 g/L = 8.5 g/dL.
-    result = car_hematotox(platelets=60_000, platelets_unit="/uL", anc=3.0, hemoglobin=85,
-                           hemoglobin_unit="g/L", crp=50, crp_unit="mg/L", ferritin=300)
+    result = car_hematotox(
+        platelets=60_000,
+        platelets_unit="/uL",
+        anc=3.0,
+        hemoglobin=85,
+        hemoglobin_unit="g/L",
+        crp=50,
+        crp_unit="mg/L",
+        ferritin=300,
+    )
     assert result.points == 2 + 1 + 1
 
 
-@pytest.mark.parametrize(("field", "value"), [("platelets", 175), ("platelets", 75), ("anc", 1.2),
-                                              ("hemoglobin", 9.0), ("crp", 3.0), ("ferritin", 650),
-                                              ("ferritin", 2000)])
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("platelets", 175),
+        ("platelets", 75),
+        ("anc", 1.2),
+        ("hemoglobin", 9.0),
+        ("crp", 3.0),
+        ("ferritin", 650),
+        ("ferritin", 2000),
+    ],
+)
 def test_hematotox_boundary_values_are_flagged(field: str, value: float) -> None:
     result = car_hematotox(**{**_LOW, field: value})
     assert result.boundary_values, "an exact cut-off value must be listed"
@@ -186,13 +208,35 @@ def test_hscore_worked_example() -> None:
 
 
 def test_hscore_maximum_and_minimum() -> None:
-    worst = hscore(immunosuppression=True, temperature_c=40.0, hepatomegaly=True, splenomegaly=True,
-                   hemoglobin_g_dl=7.0, wbc_10e9_l=1.0, platelets_10e9_l=20, ferritin_ng_ml=10_000,
-                   triglycerides=5.0, fibrinogen=1.0, ast_u_l=200, hemophagocytosis=True)
+    worst = hscore(
+        immunosuppression=True,
+        temperature_c=40.0,
+        hepatomegaly=True,
+        splenomegaly=True,
+        hemoglobin_g_dl=7.0,
+        wbc_10e9_l=1.0,
+        platelets_10e9_l=20,
+        ferritin_ng_ml=10_000,
+        triglycerides=5.0,
+        fibrinogen=1.0,
+        ast_u_l=200,
+        hemophagocytosis=True,
+    )
     assert worst.points == 337 == worst.maximum
-    best = hscore(immunosuppression=False, temperature_c=37.0, hepatomegaly=False, splenomegaly=False,
-                  hemoglobin_g_dl=14.0, wbc_10e9_l=7.0, platelets_10e9_l=250, ferritin_ng_ml=100,
-                  triglycerides=1.0, fibrinogen=3.0, ast_u_l=20, hemophagocytosis=False)
+    best = hscore(
+        immunosuppression=False,
+        temperature_c=37.0,
+        hepatomegaly=False,
+        splenomegaly=False,
+        hemoglobin_g_dl=14.0,
+        wbc_10e9_l=7.0,
+        platelets_10e9_l=250,
+        ferritin_ng_ml=100,
+        triglycerides=1.0,
+        fibrinogen=3.0,
+        ast_u_l=20,
+        hemophagocytosis=False,
+    )
     assert best.points == 0
     assert not best.at_or_above_cutoff
 
@@ -225,8 +269,15 @@ def test_hscore_band_edges(field: str, value: float, item: str, points: int) -> 
 
 def test_hscore_mg_dl_inputs() -> None:
     # Triglycerides 354 mg/dL = 4.0 mmol/L (44 points); fibrinogen 250 mg/dL = 2.5 g/L (30 points).
-    result = hscore(**{**_HS, "triglycerides": 354, "triglycerides_unit": "mg/dL", "fibrinogen": 250,
-                       "fibrinogen_unit": "mg/dL"})
+    result = hscore(
+        **{
+            **_HS,
+            "triglycerides": 354,
+            "triglycerides_unit": "mg/dL",
+            "fibrinogen": 250,
+            "fibrinogen_unit": "mg/dL",
+        }
+    )
     items = {i.item: i.points for i in result.items}
     assert items["triglycerides"] == 44
     assert items["fibrinogen"] == 30
@@ -239,8 +290,10 @@ def test_hscore_missing_items_make_a_minimum() -> None:
     assert result.points == 226 - 44
 
 
-@pytest.mark.parametrize(("field", "value"), [("temperature_c", 60.0), ("ferritin_ng_ml", -1),
-                                              ("platelets_10e9_l", -3), ("ast_u_l", float("inf"))])
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("temperature_c", 60.0), ("ferritin_ng_ml", -1), ("platelets_10e9_l", -3), ("ast_u_l", float("inf"))],
+)
 def test_hscore_rejects_implausible(field: str, value: float) -> None:
     with pytest.raises(InputError) as err:
         hscore(**{**_HS, field: value})
