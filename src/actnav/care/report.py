@@ -4,8 +4,11 @@ Three forms of the same report:
 
 * :func:`render_json`: the evaluation as JSON (the published schema, ``schemas/evaluation.schema.json``).
 * :func:`render_html`: a self-contained page for the care team (inline CSS, no external assets,
-  prints well): verdicts first, then every criterion with its evidence and source, the
-  trial-derived fitness context, the work-up checklist and everything actnav could not decide.
+  no scripts, prints well): verdicts first (eligible, needs information, not eligible), then every
+  criterion with its evidence and source, the trial-derived fitness context, the matched trials,
+  the work-up checklist and everything actnav could not decide. What cannot apply to the patient
+  (not-eligible indications, label notes of products with no possible indication, trials below
+  the best few) is one ``<details>`` line each, opened on demand: nothing is left off the page.
 * :func:`render_text`: a short plain-text summary for a terminal (symbols in ASCII).
 
 The matched clinical trials appear in all three (``Evaluation.trials``); ``actnav match`` has its own
@@ -20,6 +23,7 @@ plain-text template, so a criterion text such as ``<script>`` reaches the page e
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from datetime import date
 from functools import cache
@@ -28,7 +32,9 @@ from typing import TYPE_CHECKING, Any, get_args
 from actnav.eligibility.engine import CriterionResult, Result
 from actnav.eligibility.report_model import (
     Evaluation,
+    IndicationResult,
     PatientSummary,
+    ProductResult,
     TrialMatchReport,
     TrialMatchResult,
     Verdict,
@@ -38,6 +44,7 @@ from actnav.knowledge.models import WorkupStep
 
 if TYPE_CHECKING:
     import jinja2
+    from markupsafe import Markup
     from pydantic import BaseModel
 
 __all__ = [
@@ -76,6 +83,14 @@ NOTE_KINDS: dict[str, str] = {
 # Work-up steps in the order an evaluation runs them (the order of the WorkupStep literal,
 # which is the order of ``workup.yaml``); a step the catalogue does not know goes last.
 STEP_ORDER: tuple[str, ...] = get_args(WorkupStep)
+
+# The evaluation's HTML report shows this many trials in full (the best ranked that are not
+# already not eligible); the others are one collapsed line each, opened on demand.
+TRIALS_SHOWN_IN_FULL = 3
+# A collapsed line quotes the first reason up to this many characters (the block holds it whole).
+SUMMARY_REASON_CHARS = 180
+# ISO dates (and date-times) in free text: kept on one line in the HTML report.
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}(?:T\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:\d{2})?)?")
 
 # Characters the text report meets often, mapped to ASCII (the rest go through NFKD).
 _ASCII_MAP = str.maketrans(
@@ -328,6 +343,11 @@ def _environment() -> jinja2.Environment:
     env.filters["typed_leaves"] = _typed_leaves
     env.filters["safe_url"] = _safe_url
     env.filters["fmt_value"] = _fmt_value
+    env.filters["dates"] = _nowrap_dates
+    env.filters["clip"] = _clip_words
+    env.filters["beside"] = _beside
+    env.filters["trial_reasons"] = _trial_reasons
+    env.filters["clip_reason"] = _clip_reason
     env.filters["note_kind"] = lambda kind: NOTE_KINDS.get(
         str(kind), str(kind).replace("_", " ").capitalize()
     )
@@ -357,6 +377,88 @@ def _safe_url(url: str | None) -> str | None:
     if url and url.lower().startswith(("https://", "http://")):
         return url
     return None
+
+
+def _nowrap_dates(text: object) -> Markup:
+    """Escape ``text`` and keep each ISO date in it on one line (``<span class="date">``).
+
+    A narrow column must not break "2023-02-06" after a hyphen. The text is escaped first, so
+    the only markup in the result is the span this filter adds.
+    """
+    from markupsafe import Markup, escape
+
+    escaped = str(escape(_fmt_value(text)))
+    return Markup(_ISO_DATE.sub(lambda m: f'<span class="date">{m.group(0)}</span>', escaped))
+
+
+# How a needs text refers to the criterion text printed beside it (trial criteria table).
+BESIDE = "[the criterion as written, at left]"
+# How a trial reason refers back to a criterion text it has already quoted.
+AS_ABOVE = "[as written above]"
+# Shorter texts are left in place: they are quick to read and could occur by chance.
+_BESIDE_MIN_CHARS = 40
+# Where a reason's verdict part starts ("<criterion>: not met (found: ...)").
+_REASON_RESULT = re.compile(r": (?:not met|unknown)\b")
+
+
+def _beside(needs: str, written: str | None) -> str:
+    """``needs`` without a verbatim copy of ``written``, the criterion text shown beside it.
+
+    A trial criterion actnav could not read says ``unknown: needs review: <its whole text>``;
+    next to the same text in the table, the copy is replaced by a pointer to it. Anything the
+    needs text adds (``[not typed: ...]``, other needs) is kept.
+    """
+    text = (written or "").strip()
+    if len(text) < _BESIDE_MIN_CHARS or text not in needs:
+        return needs
+    return needs.replace(text, BESIDE)
+
+
+def _trial_reasons(trial: TrialMatchResult) -> list[str]:
+    """A trial's reasons, each quoting its criterion text once.
+
+    A reason reads ``<section>: <text>: unknown: needs review: <text> ...``; the repeat of a
+    criterion's text (40 characters or more) becomes :data:`AS_ABOVE`, the rest is kept.
+    """
+    texts = sorted(
+        {row.text.strip() for row in trial.criteria if len(row.text.strip()) >= _BESIDE_MIN_CHARS},
+        key=len,
+        reverse=True,
+    )
+    out: list[str] = []
+    for reason in trial.reasons:
+        for text in texts:
+            first = reason.find(text)
+            if first >= 0 and reason.find(text, first + len(text)) >= 0:
+                end = first + len(text)
+                reason = reason[:end] + reason[end:].replace(text, AS_ABOVE)
+        out.append(reason)
+    return out
+
+
+def _clip_reason(text: str, width: int = SUMMARY_REASON_CHARS) -> str:
+    """A reason cut to about ``width`` characters for a one-line summary, keeping its verdict.
+
+    ``<criterion>: not met (found: ...)``: the criterion part is shortened first, so the line
+    still says what was not met and what the record holds.
+    """
+    if len(text) <= width:
+        return text
+    match = _REASON_RESULT.search(text)
+    if not match:
+        return _clip_words(text, width)
+    head, tail = text[: match.start()], text[match.start() :]
+    head = _clip_words(head, max(width - len(tail), width // 3))
+    return head + _clip_words(tail, max(width - len(head), width // 3))
+
+
+def _clip_words(text: str, width: int = SUMMARY_REASON_CHARS) -> str:
+    """``text`` cut at a word boundary to at most ``width`` characters, with an ellipsis if cut."""
+    if len(text) <= width:
+        return text
+    cut = text[: width - 1]
+    head = cut.rsplit(" ", 1)[0] if " " in cut else cut
+    return head.rstrip(" ,;:") + "…"
 
 
 def _fmt_value(value: object) -> str:
@@ -403,6 +505,114 @@ class _Unknown:
     criterion: CriterionResult
     trial_derived: bool
     decisive: bool
+
+
+@dataclass(frozen=True)
+class _IndicationView:
+    """An indication as the HTML report lays it out.
+
+    ``collapsed`` for a not-eligible indication: one line (product, indication, first failed
+    criterion) that opens on every criterion. ``first_reason`` is that criterion and ``more``
+    the number of further reasons.
+    """
+
+    product: ProductResult
+    ind: IndicationResult
+    collapsed: bool
+    first_reason: str
+    more: int
+
+
+@dataclass(frozen=True)
+class _ProductView:
+    """A product of the "criteria by product" section.
+
+    ``possible`` when one of its indications is eligible or needs information: its label notes
+    (boxed warnings, monitoring, REMS) are then shown in full, else in a collapsed block.
+    """
+
+    product: ProductResult
+    possible: bool
+    indications: list[_IndicationView]
+
+
+@dataclass(frozen=True)
+class _VerdictGroup:
+    """Rows of the verdict table with one verdict (``verdict`` None: products with no indication)."""
+
+    verdict: Verdict | None
+    title: str
+    rows: list[_IndicationView]
+    products: list[ProductResult]
+
+
+def _first_reason(ind: IndicationResult) -> str:
+    """The first reason of a verdict: the first criterion not met (or unknown), as the engine wrote it."""
+    if ind.reasons:
+        return ind.reasons[0]
+    wanted = Result.NOT_MET if ind.verdict is Verdict.NOT_ELIGIBLE else Result.UNKNOWN
+    for criterion in _walk(ind.criteria):
+        if criterion.result is wanted and not criterion.children:
+            return f"{criterion.text}: {RESULT_LABELS[wanted]}"
+    return ""
+
+
+def _indication_view(product: ProductResult, ind: IndicationResult) -> _IndicationView:
+    more = max(len(ind.reasons) - 1, 0)
+    return _IndicationView(product, ind, ind.verdict is Verdict.NOT_ELIGIBLE, _first_reason(ind), more)
+
+
+def _rank(ind: IndicationResult) -> int:
+    return _VERDICT_RANK.get(ind.verdict, len(_VERDICT_RANK))
+
+
+def _verdict_groups(ev: Evaluation) -> list[_VerdictGroup]:
+    """The verdict table's rows: eligible, then needs information, then not eligible, each by
+    product name (an indication keeps its label order within a product); products with no
+    indication in force come last. Empty groups are left out."""
+    by_product = sorted(ev.products, key=lambda p: (p.product.casefold(), p.brand.casefold()))
+    groups: list[_VerdictGroup] = []
+    for verdict in (Verdict.ELIGIBLE, Verdict.NEEDS_INFORMATION, Verdict.NOT_ELIGIBLE):
+        rows = [
+            _indication_view(product, ind)
+            for product in by_product
+            for ind in product.indications
+            if ind.verdict is verdict
+        ]
+        if rows:
+            groups.append(_VerdictGroup(verdict, VERDICT_LABELS[verdict].capitalize(), rows, []))
+    idle = [product for product in by_product if not product.indications]
+    if idle:
+        groups.append(_VerdictGroup(None, "No indication in force", [], idle))
+    return groups
+
+
+def _product_views(ev: Evaluation) -> list[_ProductView]:
+    """Products for the criteria section: those with an eligible or needs-information indication
+    first (best verdict, then name), then the others by name. Within a product, the possible
+    indications come first; the not-eligible ones follow, collapsed."""
+    views: list[_ProductView] = []
+    for product in ev.products:
+        inds = sorted(product.indications, key=_rank)  # stable: label order within a verdict
+        possible = any(ind.verdict is not Verdict.NOT_ELIGIBLE for ind in inds)
+        views.append(_ProductView(product, possible, [_indication_view(product, ind) for ind in inds]))
+
+    def order(view: _ProductView) -> tuple[int, int, str, str]:
+        best = min((_rank(i.ind) for i in view.indications), default=len(_VERDICT_RANK))
+        return (
+            0 if view.possible else 1,
+            best if view.possible else 0,
+            view.product.product.casefold(),
+            view.product.brand,
+        )
+
+    return sorted(views, key=order)
+
+
+def _trials_in_full(ev: Evaluation) -> list[str]:
+    """NCT ids of the trials shown in full: the best ranked that are not already not eligible."""
+    possible = [t.nct_id for t in ev.trials if t.verdict is not Verdict.NOT_ELIGIBLE]
+    return possible[:TRIALS_SHOWN_IN_FULL]
 
 
 def _walk(criteria: list[CriterionResult]) -> list[CriterionResult]:
@@ -591,4 +801,10 @@ def _context(ev: Evaluation) -> dict[str, Any]:
         "text_verdict_lines": _text_verdict_lines(ev),
         "fitness_banner": FITNESS_BANNER,
         "trial_lines": _trial_lines(ev.trials),
+        "verdict_groups": _verdict_groups(ev),
+        "product_views": _product_views(ev),
+        "collapsed_indications": sum(
+            ind.verdict is Verdict.NOT_ELIGIBLE for product in ev.products for ind in product.indications
+        ),
+        "trials_in_full": _trials_in_full(ev),
     }

@@ -8,6 +8,7 @@ where the record says the history was taken (a recorded treatment history); othe
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable
 from datetime import date
 from functools import cache
@@ -66,7 +67,9 @@ class PatientFacts:
 
     def __call__(self, fact_id: str) -> FactValue:
         if fact_id not in self._cache:
-            self._cache[fact_id] = RESOLVERS[fact_id](self) if fact_id in RESOLVERS else self._measure(fact_id)
+            self._cache[fact_id] = (
+                RESOLVERS[fact_id](self) if fact_id in RESOLVERS else self._measure(fact_id)
+            )
         return self._cache[fact_id]
 
     # -- helpers -------------------------------------------------------------------------
@@ -80,7 +83,9 @@ class PatientFacts:
     def unknown(self, fact_id: str, reason: str, evidence: Iterable[Evidence] = ()) -> FactValue:
         return FactValue(fact=fact_id, reason=reason, evidence=tuple(evidence))
 
-    def known(self, fact_id: str, value: float | str | bool | tuple[str, ...], evidence: Iterable[Evidence]) -> FactValue:
+    def known(
+        self, fact_id: str, value: float | str | bool | tuple[str, ...], evidence: Iterable[Evidence]
+    ) -> FactValue:
         return FactValue(fact=fact_id, value=value, evidence=tuple(evidence))
 
     def latest(self, items: Iterable[Measurement]) -> Measurement | None:
@@ -109,11 +114,17 @@ class PatientFacts:
         ev = _measurement_evidence(found)
         age = self.stale(fact_id, found.date)
         if age is not None:
-            return self.unknown(fact_id, f"a current {label.rstrip('.').lower()} (last result is {age} days old; window {window} days)", [ev])
+            return self.unknown(
+                fact_id,
+                f"a current {label.rstrip('.').lower()} (last result is {age} days old; window {window} days)",
+                [ev],
+            )
         return self.known(fact_id, found.value, [ev])
 
     def latest_finding(self, fact_id: str, key: str) -> Finding | None:
-        items = [f for f in self.patient.findings if f.key == key and (f.date is None or f.date <= self.as_of)]
+        items = [
+            f for f in self.patient.findings if f.key == key and (f.date is None or f.date <= self.as_of)
+        ]
         if not items:
             return None
         return max(items, key=lambda f: f.date or date.min)
@@ -122,7 +133,9 @@ class PatientFacts:
         found = self.latest_finding(fact_id, key)
         if found is None:
             return self.unknown(fact_id, label)
-        ev = Evidence(resource=found.resource, value=found.value, date=_iso(found.date), note=found.detail or None)
+        ev = Evidence(
+            resource=found.resource, value=found.value, date=_iso(found.date), note=found.detail or None
+        )
         if found.value == "indeterminate":
             return self.unknown(fact_id, f"{label} (last result indeterminate)", [ev])
         age = self.stale(fact_id, found.date)
@@ -149,11 +162,15 @@ def _measurement_evidence(m: Measurement) -> Evidence:
 
 
 def _therapy_evidence(t: TherapyExposure, note: str | None = None) -> Evidence:
-    return Evidence(resource=t.resource, value=t.text, date=_iso(t.start), note=note or (", ".join(t.classes) or None))
+    return Evidence(
+        resource=t.resource, value=t.text, date=_iso(t.start), note=note or (", ".join(t.classes) or None)
+    )
 
 
 def _event_evidence(e: DiseaseStatusEvent) -> Evidence:
-    return Evidence(resource=e.resource, value=e.status, date=_iso(e.date), note=f"about {e.focus}" if e.focus else None)
+    return Evidence(
+        resource=e.resource, value=e.status, date=_iso(e.date), note=f"about {e.focus}" if e.focus else None
+    )
 
 
 # -- demographics --------------------------------------------------------------------------
@@ -163,7 +180,12 @@ def _event_evidence(e: DiseaseStatusEvent) -> Evidence:
 def _age(f: PatientFacts) -> FactValue:
     p = f.patient
     age = age_in_years(p.birth_date, f.as_of)
-    ev = Evidence(resource=f"Patient/{p.id}", value=age, unit="a", note=f"born {p.birth_date.isoformat()}, age on {f.as_of.isoformat()}")
+    ev = Evidence(
+        resource=f"Patient/{p.id}",
+        value=age,
+        unit="a",
+        note=f"born {p.birth_date.isoformat()}, age on {f.as_of.isoformat()}",
+    )
     return f.known("age_years", float(age), [ev])
 
 
@@ -271,7 +293,9 @@ def _relapsed_or_refractory(f: PatientFacts) -> FactValue:
     bad = [e for e in events if e.status in ("relapse", "refractory", "progression")]
     coded = [d for d in f.patient.diagnoses if d.in_relapse or d.clinical_status in ("relapse", "recurrence")]
     if bad or coded:
-        ev = [_event_evidence(e) for e in bad] + [Evidence(resource=d.resource, value=d.text, note="coded as relapse or recurrence") for d in coded]
+        ev = [_event_evidence(e) for e in bad] + [
+            Evidence(resource=d.resource, value=d.text, note="coded as relapse or recurrence") for d in coded
+        ]
         return f.known("relapsed_or_refractory", True, ev)
     if events:
         return f.known("relapsed_or_refractory", False, [_event_evidence(e) for e in events])
@@ -338,10 +362,19 @@ def _refractory_first(f: PatientFacts) -> FactValue:
     for e in events:
         if e.status != "refractory":
             continue
-        in_window = e.date is not None and first.start is not None and first.start <= e.date and (second_start is None or e.date < second_start)
+        in_window = (
+            e.date is not None
+            and first.start is not None
+            and first.start <= e.date
+            and (second_start is None or e.date < second_start)
+        )
         if (e.focus and e.focus in first_ids) or (not e.focus and in_window):
-            return f.known("refractory_to_first_line", True, [_event_evidence(e), Evidence(note=first.describe())])
-    return f.known("refractory_to_first_line", False, [Evidence(note=f"no refractory status during {first.describe()}")])
+            return f.known(
+                "refractory_to_first_line", True, [_event_evidence(e), Evidence(note=first.describe())]
+            )
+    return f.known(
+        "refractory_to_first_line", False, [Evidence(note=f"no refractory status during {first.describe()}")]
+    )
 
 
 @resolver("relapse_within_12_months_of_first_line")
@@ -355,13 +388,18 @@ def _early_relapse(f: PatientFacts) -> FactValue:
     end = first.end
     if end is None:
         return f.unknown(fact, "the end date of first-line therapy")
-    after = sorted((e for e in events if e.date is not None and e.date >= end), key=lambda e: e.date or date.min)
+    after = sorted(
+        (e for e in events if e.date is not None and e.date >= end), key=lambda e: e.date or date.min
+    )
     if not after:
         return f.known(fact, False, [Evidence(note=f"no relapse after {first.describe()}")])
     relapse = after[0]
     assert relapse.date is not None
     months = whole_months(end, relapse.date)
-    ev = [_event_evidence(relapse), Evidence(value=months, unit="mo", note=f"{first.describe()}, ended {end.isoformat()}")]
+    ev = [
+        _event_evidence(relapse),
+        Evidence(value=months, unit="mo", note=f"{first.describe()}, ended {end.isoformat()}"),
+    ]
     return f.known(fact, months < 12 or (months == 12 and relapse.date <= _add_months(end, 12)), ev)
 
 
@@ -378,7 +416,11 @@ def _cns(f: PatientFacts) -> FactValue:
         return f.known("cns_involvement", True, [Evidence(resource=d.resource, value=d.text) for d in hits])
     found = f.latest_finding("cns_involvement", "cns_involvement")
     if found is not None:
-        return f.known("cns_involvement", found.value == "positive", [Evidence(resource=found.resource, value=found.value, date=_iso(found.date))])
+        return f.known(
+            "cns_involvement",
+            found.value == "positive",
+            [Evidence(resource=found.resource, value=found.value, date=_iso(found.date))],
+        )
     return f.unknown("cns_involvement", "an assessment of central nervous system involvement")
 
 
@@ -386,10 +428,18 @@ def _cns(f: PatientFacts) -> FactValue:
 def _metastatic(f: PatientFacts) -> FactValue:
     hits = [d for d in f.patient.diagnoses if "metastatic_disease" in d.concepts]
     if hits:
-        return f.known("metastatic_or_unresectable", True, [Evidence(resource=d.resource, value=d.text, date=_iso(d.onset)) for d in hits])
+        return f.known(
+            "metastatic_or_unresectable",
+            True,
+            [Evidence(resource=d.resource, value=d.text, date=_iso(d.onset)) for d in hits],
+        )
     found = f.latest_finding("metastatic_or_unresectable", "metastatic_or_unresectable")
     if found is not None and found.value != "indeterminate":
-        return f.known("metastatic_or_unresectable", found.value == "positive", [Evidence(resource=found.resource, value=found.value, date=_iso(found.date))])
+        return f.known(
+            "metastatic_or_unresectable",
+            found.value == "positive",
+            [Evidence(resource=found.resource, value=found.value, date=_iso(found.date))],
+        )
     return f.unknown("metastatic_or_unresectable", "staging that shows metastatic or unresectable disease")
 
 
@@ -406,11 +456,34 @@ def _prior_lines(f: PatientFacts) -> FactValue:
         return _history_unknown(f, "prior_lines")
     counted = f.lines
     ev = [Evidence(note=line.describe()) for line in counted.lines]
+    ev += _unrecognised_evidence(f)
     if not counted.certain:
         names = ", ".join(t.text for t in counted.undated)
         return f.unknown("prior_lines", f"start dates or line numbers for: {names}", ev)
+    regimen_like = [t.text for t in _unrecognised(f) if _REGIMEN_LIKE.fullmatch(t.text.strip())]
+    if regimen_like:
+        # An unrecognised name shaped like a regimen acronym may be a whole line of therapy.
+        names = ", ".join(regimen_like)
+        return f.unknown("prior_lines", f"whether {names} was anticancer therapy (name not recognised)", ev)
     total = Evidence(value=len(counted.lines), unit="lines", note="counted by the documented line rule")
     return f.known("prior_lines", float(len(counted.lines)), [total, *ev])
+
+
+# Two or more short tokens joined by - + / or space, with at least two capitals: "DA-EPOCH-R",
+# "Pola-BR", "XYZ-123 + R". Drug names with doses ("Acetaminophen 325 MG Oral Tablet") do not fit.
+_REGIMEN_LIKE = re.compile(r"(?=(?:.*[A-Z]){2})[A-Za-z0-9]{1,8}(?:\s*[-+/]\s*[A-Za-z0-9]{1,8}){1,5}")
+
+
+def _unrecognised(f: PatientFacts) -> list[TherapyExposure]:
+    return [t for t in f.patient.therapies if t.unrecognised and (t.start is None or t.start <= f.as_of)]
+
+
+def _unrecognised_evidence(f: PatientFacts) -> list[Evidence]:
+    names = sorted({t.text for t in _unrecognised(f)})
+    if not names:
+        return []
+    shown = ", ".join(names[:8]) + (f" and {len(names) - 8} more" if len(names) > 8 else "")
+    return [Evidence(note=f"medications not recognised (not counted; check if any was anticancer): {shown}")]
 
 
 @resolver("prior_drug_classes")
@@ -430,6 +503,7 @@ def _exposure_set(f: PatientFacts, fact: str, pick: Callable[[TherapyExposure], 
     values = sorted({v for t in given for v in pick(t)})
     ev = [_therapy_evidence(t) for t in given if t.anticancer]
     ev.append(Evidence(note="read from the recorded treatment history, taken as complete"))
+    ev += _unrecognised_evidence(f)
     return f.known(fact, tuple(values), ev)
 
 
@@ -439,7 +513,9 @@ def _refractory_to(f: PatientFacts) -> FactValue:
         return _history_unknown(f, "refractory_to")
     events = f.status_events()
     if not events:
-        return f.unknown("refractory_to", "the response to each line (which drugs the disease is refractory to)")
+        return f.unknown(
+            "refractory_to", "the response to each line (which drugs the disease is refractory to)"
+        )
     by_id = {t.resource: t for t in f.patient.therapies}
     values: set[str] = set()
     ev: list[Evidence] = []
@@ -449,7 +525,11 @@ def _refractory_to(f: PatientFacts) -> FactValue:
         if e.focus and e.focus in by_id:
             targets = [by_id[e.focus]]
         else:
-            started = [line for line in f.lines.lines if line.start is not None and e.date is not None and line.start <= e.date]
+            started = [
+                line
+                for line in f.lines.lines
+                if line.start is not None and e.date is not None and line.start <= e.date
+            ]
             targets = started[-1].therapies if started else []
         for t in targets:
             values.update(t.agents)
@@ -465,14 +545,18 @@ def _transplants(f: PatientFacts) -> FactValue:
     done = [t for t in f.patient.transplants if t.date is None or t.date <= f.as_of]
     if not done and not f.patient.treatment_history_recorded:
         return _history_unknown(f, "prior_transplant")
-    ev = [Evidence(resource=t.resource, value=t.type, date=_iso(t.date)) for t in done] or [Evidence(note="no transplant in the recorded history")]
+    ev = [Evidence(resource=t.resource, value=t.type, date=_iso(t.date)) for t in done] or [
+        Evidence(note="no transplant in the recorded history")
+    ]
     return f.known("prior_transplant", tuple(sorted({t.type for t in done})), ev)
 
 
 @resolver("months_since_allogeneic_transplant")
 def _months_since_allo(f: PatientFacts) -> FactValue:
     fact = "months_since_allogeneic_transplant"
-    allo = [t for t in f.patient.transplants if t.type == "allogeneic" and (t.date is None or t.date <= f.as_of)]
+    allo = [
+        t for t in f.patient.transplants if t.type == "allogeneic" and (t.date is None or t.date <= f.as_of)
+    ]
     if not allo:
         return f.unknown(fact, "the date of an allogeneic transplant (none recorded)")
     dated = [t for t in allo if t.date is not None]
@@ -481,7 +565,9 @@ def _months_since_allo(f: PatientFacts) -> FactValue:
     last = max(dated, key=lambda t: t.date or date.min)
     assert last.date is not None
     months = whole_months(last.date, f.as_of)
-    return f.known(fact, float(months), [Evidence(resource=last.resource, value=months, unit="mo", date=_iso(last.date))])
+    return f.known(
+        fact, float(months), [Evidence(resource=last.resource, value=months, unit="mo", date=_iso(last.date))]
+    )
 
 
 @resolver("transplant_ineligible")
@@ -489,7 +575,11 @@ def _transplant_ineligible(f: PatientFacts) -> FactValue:
     found = f.latest_finding("transplant_ineligible", "transplant_ineligible")
     if found is None or found.value == "indeterminate":
         return f.unknown("transplant_ineligible", "the physician's assessment of transplant eligibility")
-    return f.known("transplant_ineligible", found.value == "positive", [Evidence(resource=found.resource, value=found.value, date=_iso(found.date))])
+    return f.known(
+        "transplant_ineligible",
+        found.value == "positive",
+        [Evidence(resource=found.resource, value=found.value, date=_iso(found.date))],
+    )
 
 
 # -- biomarkers ----------------------------------------------------------------------------
@@ -500,11 +590,25 @@ def _hla(f: PatientFacts) -> FactValue:
     alleles = [a for a in f.patient.hla if a.locus == "A" and (a.date is None or a.date <= f.as_of)]
     if not alleles:
         return f.unknown("hla_a_p_groups", "high-resolution HLA-A typing")
-    ev = [Evidence(resource=a.resource, value=a.written, note=a.p_group or ("in no HLA-A*02 P group the rules list" if a.p_group_known_absent else "P group not determined")) for a in alleles]
+    ev = [
+        Evidence(
+            resource=a.resource,
+            value=a.written,
+            note=a.p_group
+            or (
+                "in no HLA-A*02 P group the rules list"
+                if a.p_group_known_absent
+                else "P group not determined"
+            ),
+        )
+        for a in alleles
+    ]
     unresolved = [a for a in alleles if a.p_group is None and not a.p_group_known_absent]
     if unresolved:
         names = ", ".join(a.written for a in unresolved)
-        return f.unknown("hla_a_p_groups", f"HLA-A typing at P-group level (two or more fields) for {names}", ev)
+        return f.unknown(
+            "hla_a_p_groups", f"HLA-A typing at P-group level (two or more fields) for {names}", ev
+        )
     return f.known("hla_a_p_groups", tuple(sorted({a.p_group for a in alleles if a.p_group})), ev)
 
 
@@ -531,7 +635,12 @@ def _make_x_uln(fact: str, key: str, label: str) -> Resolver:
         if not found.upper_limit_normal:
             return f.unknown(fact, f"the laboratory's upper limit of normal for {label}", base.evidence)
         ratio = base.value / found.upper_limit_normal
-        ev = [*base.evidence, Evidence(value=round(ratio, 2), unit="{xULN}", note=f"{base.value:g} / {found.upper_limit_normal:g}")]
+        ev = [
+            *base.evidence,
+            Evidence(
+                value=round(ratio, 2), unit="{xULN}", note=f"{base.value:g} / {found.upper_limit_normal:g}"
+            ),
+        ]
         return f.known(fact, ratio, ev)
 
     return resolve
@@ -548,7 +657,11 @@ def _infection(f: PatientFacts) -> FactValue:
         return f.known("active_infection", True, [Evidence(resource=d.resource, value=d.text) for d in hits])
     found = f.latest_finding("active_infection", "active_infection")
     if found is not None and found.value != "indeterminate":
-        return f.known("active_infection", found.value == "positive", [Evidence(resource=found.resource, value=found.value, date=_iso(found.date))])
+        return f.known(
+            "active_infection",
+            found.value == "positive",
+            [Evidence(resource=found.resource, value=found.value, date=_iso(found.date))],
+        )
     return f.unknown("active_infection", "an assessment for active infection")
 
 

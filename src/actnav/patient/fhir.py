@@ -12,6 +12,11 @@ The contract (which resource, element, code system and unit carries each fact) i
 * Broken input raises :class:`~actnav.errors.InputError` or a subclass (exit code 2) whose
   ``where`` names the resource and element (``Observation/lab-1.valueQuantity.unit``). Messages
   never contain names, identifiers or file paths of the patient (Synthea file names carry names).
+  Before a resource is validated, the elements actnav reads that pydantic would coerce are checked
+  as written: every date/dateTime/instant must be a JSON string in FHIR format (a number is not a
+  Unix timestamp) and ``Patient.gender`` must be an administrative-gender code. Quantities must lie
+  within the analyte's plausible range (``labs.yaml``). JSON that Python cannot read (a 5000-digit
+  number, NaN, nesting deeper than :data:`MAX_DEPTH`) is an input error too, never a traceback.
 * Missing clinical data is not an error: the fact is simply absent (the rules report it unknown).
   Data actnav cannot use (a coding without a system it cannot map, an observation without a
   value) is skipped with a line in ``PatientRecord.notes``.
@@ -24,7 +29,9 @@ from __future__ import annotations
 import datetime as dt
 import gzip
 import json
+import math
 import re
+import sys
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -54,6 +61,10 @@ from actnav.patient.units import to_unit
 #: Extension carrying the line of therapy on a medication resource (``valuePositiveInt``).
 LINE_OF_THERAPY_URL = "https://actnav.dev/fhir/StructureDefinition/line-of-therapy"
 
+#: Deepest JSON nesting accepted (objects and arrays). A FHIR bundle needs about 20 levels;
+#: deeper input is refused before anything recursive (validation) can overflow the stack.
+MAX_DEPTH = 100
+
 #: Resource types actnav reads; every other type is counted as skipped.
 READ_TYPES = frozenset(
     {
@@ -80,6 +91,55 @@ _IGNORED_STATUS = {
 _IGNORED_VERIFICATION = {"refuted", "entered-in-error"}
 _EXCLUDED_CLINICAL = {"resolved", "inactive"}
 _SEXES: dict[str, Sex] = {"female": "female", "male": "male", "other": "other", "unknown": "unknown"}
+
+# The FHIR R4 regular expressions of the date, dateTime and instant datatypes
+# (https://hl7.org/fhir/R4/datatypes.html). A dateTime with a time needs a time-zone offset.
+_YEAR = r"([0-9]([0-9]([0-9][1-9]|[1-9]0)|[1-9]00)|[1-9]000)"
+_TIME = (
+    r"T([01][0-9]|2[0-3]):[0-5][0-9]:([0-5][0-9]|60)(\.[0-9]+)?(Z|(\+|-)((0[0-9]|1[0-3]):[0-5][0-9]|14:00))"
+)
+_DATE_FORMATS: dict[str, tuple[re.Pattern[str], str]] = {
+    "date": (re.compile(rf"{_YEAR}(-(0[1-9]|1[0-2])(-(0[1-9]|[1-2][0-9]|3[0-1]))?)?"), "1990-05-04"),
+    "dateTime": (
+        re.compile(rf"{_YEAR}(-(0[1-9]|1[0-2])(-(0[1-9]|[1-2][0-9]|3[0-1])({_TIME})?)?)?"),
+        "2024-05-04 or 2024-05-04T10:30:00Z",
+    ),
+    "instant": (
+        re.compile(rf"{_YEAR}-(0[1-9]|1[0-2])-(0[1-9]|[1-2][0-9]|3[0-1]){_TIME}"),
+        "2024-05-04T10:30:00Z",
+    ),
+}
+_PERIOD = ("start", "end")
+#: The date elements actnav reads, per resource type: (dotted path, FHIR datatype).
+_DATE_ELEMENTS: dict[str, tuple[tuple[str, str], ...]] = {
+    "Patient": (("birthDate", "date"), ("deceasedDateTime", "dateTime")),
+    "Condition": (
+        ("onsetDateTime", "dateTime"),
+        *((f"onsetPeriod.{p}", "dateTime") for p in _PERIOD),
+        ("recordedDate", "dateTime"),
+    ),
+    "Observation": (
+        ("effectiveDateTime", "dateTime"),
+        ("effectiveInstant", "instant"),
+        *((f"effectivePeriod.{p}", "dateTime") for p in _PERIOD),
+    ),
+    "Procedure": (
+        ("performedDateTime", "dateTime"),
+        *((f"performedPeriod.{p}", "dateTime") for p in _PERIOD),
+    ),
+    "MedicationStatement": (
+        ("effectiveDateTime", "dateTime"),
+        *((f"effectivePeriod.{p}", "dateTime") for p in _PERIOD),
+    ),
+    "MedicationAdministration": (
+        ("effectiveDateTime", "dateTime"),
+        *((f"effectivePeriod.{p}", "dateTime") for p in _PERIOD),
+    ),
+    "MedicationRequest": (
+        ("authoredOn", "dateTime"),
+        *((f"dispenseRequest.validityPeriod.{p}", "dateTime") for p in _PERIOD),
+    ),
+}
 _PARTIAL_DATE = re.compile(r"^(\d{4})(?:-(\d{2}))?(?:-(\d{2}))?")
 # One- to three-letter amino-acid codes, to read p.V600E and p.Val600Glu alike (HGVS).
 _AA3 = {
@@ -116,12 +176,30 @@ def read_bundle(path: Path, *, as_of: dt.date) -> PatientRecord:
     except (EOFError, UnicodeDecodeError) as exc:
         raise InputError(f"cannot read the bundle file ({type(exc).__name__})", where="input file") from exc
     try:
-        data = json.loads(text)
+        data = json.loads(text, parse_constant=_no_constant)
     except json.JSONDecodeError as exc:
         raise FhirImportError(
             f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}", where="input file"
         ) from exc
+    except RecursionError as exc:
+        raise FhirImportError(
+            f"invalid JSON: arrays and objects nest too deeply to read (actnav reads at most {MAX_DEPTH} levels)",
+            where="input file",
+        ) from exc
+    except ValueError as exc:  # a number longer than Python reads, or NaN / Infinity
+        raise FhirImportError(f"invalid JSON: {_json_value_problem(exc)}", where="input file") from exc
     return patient_from_bundle(data, as_of=as_of)
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number (RFC 8259 has no NaN or Infinity)")
+
+
+def _json_value_problem(exc: ValueError) -> str:
+    m = re.search(r"value has (\d+) digits", str(exc))
+    if m:
+        return f"a number has {m[1]} digits; at most {sys.get_int_max_str_digits()} can be read"
+    return str(exc) if "JSON number" in str(exc) else "a value cannot be read"
 
 
 def patient_from_bundle(data: object, *, as_of: dt.date) -> PatientRecord:
@@ -143,7 +221,11 @@ def patient_from_bundle(data: object, *, as_of: dt.date) -> PatientRecord:
         UnitError: an Observation quantity's unit cannot be converted to the analyte's
             canonical unit (naming ``Observation/<id>.valueQuantity.unit`` and the unit).
     """
-    return _Importer(as_of).run(data)
+    _check_depth(data)
+    try:
+        return _Importer(as_of).run(data)
+    except RecursionError as exc:  # a safety net: _check_depth bounds the nesting
+        raise FhirImportError("the bundle nests too deeply to read", where="input file") from exc
 
 
 # -- parsing the bundle ------------------------------------------------------------------------
@@ -178,6 +260,93 @@ def _validate(resource_type: str, ref: str, raw: dict[str, Any]) -> Any:
         more = f" (and {count - 1} more problems)" if count > 1 else ""
         # The message only: pydantic's "input" could be a name or an identifier.
         raise FhirImportError(f"invalid {resource_type}: {first['msg']}{more}", where=where) from exc
+
+
+def _check_depth(data: object) -> None:
+    """Refuse JSON nested deeper than :data:`MAX_DEPTH`, naming the entry (iteratively: no recursion)."""
+    stack: list[tuple[object, int, str]] = [(data, 1, "input file")]
+    while stack:
+        node, depth, where = stack.pop()
+        if not isinstance(node, dict | list):
+            continue
+        if depth > MAX_DEPTH:
+            raise FhirImportError(
+                f"the JSON nests more than {MAX_DEPTH} levels deep; actnav reads at most {MAX_DEPTH}",
+                where=where,
+            )
+        items = node.items() if isinstance(node, dict) else enumerate(node)
+        for key, child in items:
+            child_where = where
+            if depth == 1 and key == "entry":
+                child_where = "Bundle.entry"
+            elif where == "Bundle.entry" and depth == 2:
+                child_where = f"Bundle.entry[{key}]"
+            elif where.startswith("Bundle.entry[") and depth in (3, 4):
+                child_where = f"{where}.{key}"
+            stack.append((child, depth + 1, child_where))
+
+
+def _check_written(resource_type: str, ref: str, raw: dict[str, Any]) -> None:
+    """Check, as written in the JSON, the elements pydantic would coerce to a wrong value.
+
+    Dates: pydantic reads the number 0 as 1970-01-01; FHIR dates are strings. Gender: the
+    ``fhir.resources`` model accepts any code; FHIR binds it to administrative-gender.
+    """
+    for path, kind in _DATE_ELEMENTS.get(resource_type, ()):
+        node: Any = raw
+        for part in path.split("."):
+            node = node.get(part) if isinstance(node, dict) else None
+        if node is not None:
+            _check_date_text(node, kind, f"{ref}.{path}")
+    if resource_type == "Patient" and "gender" in raw:
+        gender = raw["gender"]
+        if gender is not None and gender not in _SEXES:
+            shown = (
+                repr(gender)
+                if isinstance(gender, str) and re.fullmatch(r"[A-Za-z ]{0,20}", gender)
+                else _kind(gender)
+            )
+            raise FhirImportError(
+                f"{shown} is not an administrative-gender code",
+                where=f"{ref}.gender",
+                hint="allowed codes: male, female, other, unknown",
+            )
+
+
+def _check_date_text(value: object, kind: str, where: str) -> None:
+    pattern, example = _DATE_FORMATS[kind]
+    expected = f"expected a FHIR {kind} string like {example}"
+    if not isinstance(value, str):
+        raise FhirImportError(f"{expected}, got {_kind(value)}", where=where)
+    if not pattern.fullmatch(value):
+        # Echo only what looks like a date: a name typed into the field must not reach the message.
+        shown = (
+            repr(value)
+            if re.fullmatch(r"[0-9TZ:+\-. ]{1,40}", value)
+            else f"{_kind(value)} that is not a {kind}"
+        )
+        raise FhirImportError(f"{expected}, got {shown}", where=where)
+    m = _PARTIAL_DATE.match(value)
+    if m is not None and m[3]:
+        try:
+            dt.date(int(m[1]), int(m[2]), int(m[3]))
+        except ValueError:
+            raise FhirImportError(f"{value[:10]} is not a calendar date", where=where) from None
+
+
+def _kind(value: object) -> str:
+    """What a JSON value is, for a message (never the value itself)."""
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, dict):
+        return "an object"
+    if value == "":
+        return "an empty string"
+    return "text"
 
 
 def _join_loc(ref: str, loc: Iterable[int | str]) -> str:
@@ -238,8 +407,9 @@ class _Importer:
                 handler(entry)
         if self.unrecognised_drugs:
             self.notes.append(
-                f"{self.unrecognised_drugs} medication resource(s) name no drug in drugs.yaml and carry no "
-                "line-of-therapy extension: not imported as therapy"
+                f"{self.unrecognised_drugs} medication resource(s) name no drug or regimen in drugs.yaml: "
+                "imported as not recognised, and not as anticancer therapy unless they carry the "
+                "line-of-therapy extension"
             )
         return PatientRecord(
             **record_head,
@@ -279,13 +449,18 @@ class _Importer:
             if not isinstance(raw, dict):
                 raise FhirImportError("resource is not an object", where=f"Bundle.entry[{i}].resource")
             rtype = raw.get("resourceType")
-            if not isinstance(rtype, str):
-                skipped["(resource without resourceType)"] += 1
-                continue
+            if not isinstance(rtype, str) or not rtype:
+                got = "missing" if rtype is None else f"{_kind(rtype)}, not a resource type name"
+                raise FhirImportError(
+                    f"the resource has no resourceType ({got})",
+                    where=f"Bundle.entry[{i}].resource.resourceType",
+                    hint='every resource in a Bundle names its type, e.g. "Observation"',
+                )
             if rtype not in READ_TYPES:
                 skipped[rtype] += 1
                 continue
             ref = _resource_ref(rtype, raw, item.get("fullUrl"), i)
+            _check_written(rtype, ref, raw)
             entry = _Entry(ref=ref, type=rtype, model=_validate(rtype, ref, raw))
             entries.append(entry)
             self.by_reference[ref] = entry
@@ -418,6 +593,14 @@ class _Importer:
             self.notes.append(
                 f"{entry.ref}.code: a coding without a system could not be mapped by its display; skipped"
             )
+        if mapping.refined:
+            labels = ", ".join(mapping.refined)
+            self.notes.append(f"{entry.ref}.code: the text refines the coded diagnosis: {labels} added")
+        if mapping.negated:
+            labels = ", ".join(mapping.negated)
+            self.notes.append(
+                f"{entry.ref}.code: the text mentions {labels} only negated or as uncertain; not added"
+            )
         self.diagnoses.append(
             Diagnosis(
                 resource=entry.ref,
@@ -502,10 +685,11 @@ class _Importer:
         value: float | None = None
         original = ""
         if lab.key in ("ecog", "karnofsky") and o.valueQuantity is None:
-            value, original = self._score(entry)
+            value, original, element = self._score(entry)
             if value is None:
                 self.notes.append(f"{entry.ref}: no readable {lab.key.upper()} value; skipped")
                 return
+            _check_plausible(lab.key, value, f"{entry.ref}.{element}", original)
         else:
             q = o.valueQuantity
             if q is None or q.value is None:
@@ -515,9 +699,10 @@ class _Importer:
             where = f"{entry.ref}.valueQuantity.unit"
             if unit_written is None and analyte.unit == "{score}":
                 unit_written = "{score}"
-            value = to_unit(float(q.value), unit_written or "", analyte.unit, where, analyte=lab.key)
+            value = to_unit(_float(q.value), unit_written or "", analyte.unit, where, analyte=lab.key)
             # As written for the report: the unit text a person reads, else the UCUM code.
             original = f"{q.comparator or ''}{_number(q.value)} {q.unit or unit_written or ''}".strip()
+            _check_plausible(lab.key, value, f"{entry.ref}.valueQuantity.value", original)
         uln = self._upper_limit(entry, analyte, lab.key)
         self.measurements.append(
             Measurement(
@@ -532,20 +717,22 @@ class _Importer:
             )
         )
 
-    def _score(self, entry: _Entry) -> tuple[float | None, str]:
+    def _score(self, entry: _Entry) -> tuple[float | None, str, str]:
+        """A performance score, as written, and the element it came from."""
         o = entry.model
         if o.valueInteger is not None:
-            return float(o.valueInteger), str(o.valueInteger)
+            return float(o.valueInteger), str(o.valueInteger), "valueInteger"
         for key, coding in self._value_codings(o.valueCodeableConcept):
             found = term.answer(key, coding.code) if key else None
             if found is not None and found.score is not None:
-                return float(found.score), coding.display or coding.code
-        texts = [*self._texts(o.valueCodeableConcept), *([o.valueString] if o.valueString else [])]
-        for text in texts:
+                return float(found.score), coding.display or coding.code, "valueCodeableConcept"
+        texts = [(t, "valueCodeableConcept") for t in self._texts(o.valueCodeableConcept)]
+        texts += [(o.valueString, "valueString")] if o.valueString else []
+        for text, element in texts:
             m = re.fullmatch(r"\s*(?:ecog\s*)?(\d{1,3})\s*", text, re.IGNORECASE)
             if m:
-                return float(m[1]), text
-        return None, ""
+                return float(m[1]), text, element
+        return None, "", ""
 
     def _upper_limit(self, entry: _Entry, analyte: term.Analyte, key: str) -> float | None:
         o = entry.model
@@ -556,7 +743,17 @@ class _Importer:
         # A range without its own unit is taken to be in the value's unit.
         unit = _quantity_unit(high) or (_quantity_unit(o.valueQuantity) if o.valueQuantity else None)
         where = f"{entry.ref}.referenceRange[0].high.unit"
-        return to_unit(float(high.value), unit or "", analyte.unit, where, analyte=key)
+        uln = to_unit(_float(high.value), unit or "", analyte.unit, where, analyte=key)
+        value_where = f"{entry.ref}.referenceRange[0].high.value"
+        written = f"{_short(_number(high.value))} {high.unit or unit or ''}".strip()
+        if math.isfinite(uln) and uln <= 0:
+            raise FhirImportError(
+                f"an upper limit of normal must be above 0, got {written}",
+                where=value_where,
+                hint="values are divided by it (ALT x ULN)",
+            )
+        _check_plausible(key, uln, value_where, written)
+        return uln
 
     def _value_codings(self, concept: Any) -> list[tuple[str | None, Coding]]:
         # Values may use systems actnav does not know (AJCC, local lab codes): never an error.
@@ -629,8 +826,13 @@ class _Importer:
                 return value
         q = o.valueQuantity
         if q is not None and q.value is not None:
+            if q.value < 0:
+                raise FhirImportError(
+                    f"a measured amount cannot be negative, got {_short(_number(q.value))}",
+                    where=f"{entry.ref}.valueQuantity.value",
+                )
             # Viral loads: "<15" (below the limit of detection) or 0 is negative.
-            if q.comparator in ("<", "<=") or q.value <= 0:
+            if q.comparator in ("<", "<=") or q.value == 0:
                 return "negative"
             return "positive"
         return None
@@ -770,20 +972,23 @@ class _Importer:
         dates, ongoing = self._medication_dates(entry)
         line = _line_of_therapy(m)
         found = term.match_drug([c.code for k, c in codings if k == "rxnorm"], texts)
-        if not found.agents and line is None:
+        unrecognised = not found.agents
+        if unrecognised:
+            # Kept, flagged, so the report can say "not recognised: <text>". Without the
+            # line-of-therapy extension it is never anticancer (it counts as no line, no washout).
             self.unrecognised_drugs += 1
-            return
         given = [d for d in dates if d is not None]
         self.therapies.append(
             TherapyExposure(
                 resource=entry.ref,
-                text=label,
+                text=label or "(medication not named)",
                 agents=found.agents,
                 classes=found.classes,
                 start=min(given) if given else None,
                 end=None if ongoing or not given else max(given),
                 line=line,
-                anticancer=True if found.anticancer is None else found.anticancer,
+                anticancer=line is not None if found.anticancer is None else found.anticancer,
+                unrecognised=unrecognised,
             )
         )
 
@@ -887,6 +1092,27 @@ def _quantity_unit(q: Any) -> str | None:
     if q.code and (not system or system == "http://unitsofmeasure.org"):
         return str(q.code)
     return str(q.unit) if q.unit else (str(q.code) if q.code else None)
+
+
+def _float(value: Decimal | float | int) -> float:
+    """A quantity's value as a float; too large a number becomes infinity (refused as implausible)."""
+    try:
+        return float(value)
+    except OverflowError:
+        return math.inf if value > 0 else -math.inf
+
+
+def _check_plausible(key: str, value: float, where: str, written: str) -> None:
+    """Refuse a value (in the canonical unit) outside the analyte's plausible range of labs.yaml."""
+    problem = term.implausible(key, value)
+    if problem is not None:
+        shown = f"written {written!r}; " if written and len(written) <= 40 else ""
+        raise FhirImportError(problem, where=where, hint=f"{shown}check the value and its unit")
+
+
+def _short(text: str, limit: int = 40) -> str:
+    """``text`` cut to ``limit`` characters for a message (a number may have thousands of digits)."""
+    return text if len(text) <= limit else f"{text[: limit - 3]}..."
 
 
 def _number(value: Decimal | float | int) -> str:

@@ -155,6 +155,9 @@ class TherapyExposure(_Model):
         start: first date given; end: last date given.
         line: line of therapy stated in the record (extension), or None to infer it.
         anticancer: False for supportive drugs (which never count as a line).
+        unrecognised: True when the medication names no agent or regimen actnav knows; it is
+            kept (``agents=()``) so the report can say "not recognised: <text>", and is
+            anticancer only when it carries the line-of-therapy extension.
     """
 
     resource: str
@@ -165,6 +168,7 @@ class TherapyExposure(_Model):
     end: dt.date | None = None
     line: int | None = None
     anticancer: bool = True
+    unrecognised: bool = False
 
 
 class Transplant(_Model):

@@ -11,6 +11,7 @@ They know nothing about FHIR resources; :mod:`actnav.patient.fhir` calls them.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -157,6 +158,26 @@ class UnitsFile(_DataFile):
 # -- labs.yaml ---------------------------------------------------------------------------------
 
 
+class Plausible(_Strict):
+    """The range a value of an analyte can physically take, in its canonical unit.
+
+    A value outside it is a data-entry or unit error, never a result: the importer refuses it.
+    ``min`` is never negative (no count, concentration, activity, score or body measure is);
+    ``integer`` marks scores that are whole numbers (ECOG, Karnofsky).
+    """
+
+    min: float = Field(ge=0)
+    max: float
+    integer: bool = False
+    source: SourceRef
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Plausible:
+        if not self.max > self.min:
+            raise ValueError(f"plausible max {self.max} must be above min {self.min}")
+        return self
+
+
 class Analyte(_Strict):
     """An analyte key and its canonical UCUM unit (the unit of facts.yaml where it is a fact)."""
 
@@ -164,6 +185,7 @@ class Analyte(_Strict):
     unit: str
     description: str
     molar_mass: str | None = None
+    plausible: Plausible
 
 
 class LabCode(_Strict):
@@ -307,8 +329,30 @@ class Combination(_Strict):
 
 
 class TextPattern(_Strict):
+    """A regular expression on lower-case text and the concepts it names.
+
+    ``refines``: when given, the pattern is also read on a Condition whose codes the tables know,
+    adding its concepts (never removing any) when the coded concepts include one of these
+    (``"*"``: any coded Condition). That is how a primary CNS lymphoma coded only as DLBCL
+    (C83.39 + 9680/3) still becomes ``primary_cns_lymphoma`` from its text.
+    """
+
     pattern: str
     concepts: tuple[str, ...]
+    refines: tuple[str, ...] = ()
+
+
+class Negation(_Strict):
+    """Cues that make a text mention not count (NegEx-style, per clause).
+
+    ``clause_break`` splits the text into clauses; ``before`` is searched in the part of the
+    clause before the mention, ``after`` in the part after it. Uncertainty ("suspected",
+    "rule out") counts as negation: a concept is added only when the text asserts it.
+    """
+
+    clause_break: str
+    before: str
+    after: str
 
 
 class DiagnosesFile(_DataFile):
@@ -317,6 +361,7 @@ class DiagnosesFile(_DataFile):
     combinations: tuple[Combination, ...] = ()
     text_diseases: tuple[TextPattern, ...] = ()
     text_states: tuple[TextPattern, ...] = ()
+    negation: Negation | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> DiagnosesFile:
@@ -332,6 +377,10 @@ class DiagnosesFile(_DataFile):
         named: list[tuple[str, Sequence[str]]] = [(f"{m.system} {m.code}", m.concepts) for m in self.maps]
         named += [(f"combination {x.requires}", (x.requires, *x.concepts)) for x in self.combinations]
         named += [(f"text {t.pattern!r}", t.concepts) for t in (*self.text_diseases, *self.text_states)]
+        named += [
+            (f"text {t.pattern!r} refines", [r for r in t.refines if r != "*"])
+            for t in (*self.text_diseases, *self.text_states)
+        ]
         for where, concepts in named:
             for cid in concepts:
                 if cid not in ids:
@@ -339,6 +388,9 @@ class DiagnosesFile(_DataFile):
         _unique((f"{m.system}|{_norm_code(m.system, m.code)}" for m in self.maps), "code")
         for t in (*self.text_diseases, *self.text_states):
             _check_regex(t.pattern, "text pattern")
+        if self.negation is not None:
+            for name in ("clause_break", "before", "after"):
+                _check_regex(getattr(self.negation, name), f"negation {name}")
         return self
 
 
@@ -366,8 +418,26 @@ class Product(_Strict):
 
 
 class Regimen(_Strict):
+    """A regimen acronym and its component agents.
+
+    ``spellings`` match case-insensitively as whole words; a separator written in a spelling
+    (``-``, space, ``+``, ``/``) stands for any run of separators in the text, so ``r-chop``
+    matches "R-CHOP", "R CHOP", "R/CHOP" and "R + CHOP" (list ``rchop`` too for the spelling
+    without one). ``exact`` spellings match only as written (case included): they are also
+    ordinary words in lower case ("MATRix" / matrix, "RICE" / rice, "VenO" / veno-).
+    """
+
     name: str
-    agents: tuple[str, ...]
+    spellings: tuple[str, ...] = ()
+    exact: tuple[str, ...] = ()
+    agents: tuple[str, ...] = Field(min_length=2)
+    source: SourceRef
+
+    @model_validator(mode="after")
+    def _has_spellings(self) -> Regimen:
+        if not self.spellings and not self.exact:
+            raise ValueError(f"regimen {self.name}: give spellings or exact spellings")
+        return self
 
 
 class ProcedureCode(_Strict):
@@ -399,8 +469,21 @@ class DrugsFile(_DataFile):
         names = {a.name for a in self.agents}
         _unique((a.name for a in self.agents), "agent name")
         spellings = [a.name for a in self.agents] + [s.lower() for a in self.agents for s in a.synonyms]
-        spellings += [r.name.lower() for r in self.regimens]
-        _unique(spellings, "agent, synonym or regimen name")
+        _unique(spellings, "agent or synonym name")
+        _unique((r.name for r in self.regimens), "regimen name")
+        # A regimen spelling must name one regimen, and never read as an agent's name.
+        compact_agents = {_compact(s) for s in spellings}
+        owner: dict[str, str] = {}
+        for r in self.regimens:
+            for written in (*r.spellings, *r.exact):
+                key = _compact(written)
+                if not key:
+                    raise ValueError(f"regimen {r.name}: empty spelling {written!r}")
+                if owner.get(key, r.name) != r.name:
+                    raise ValueError(f"duplicate regimen spelling {written!r} ({owner[key]} and {r.name})")
+                if key in compact_agents:
+                    raise ValueError(f"regimen {r.name}: spelling {written!r} is also an agent name")
+                owner[key] = r.name
         _unique((c for a in self.agents for c in a.rxnorm), "RxNorm ingredient code")
         for p in self.products:
             if p.agent not in names:
@@ -442,6 +525,16 @@ def _unique(values: Iterable[str], what: str) -> None:
         if v in seen:
             raise ValueError(f"duplicate {what} {v!r}")
         seen.add(v)
+
+
+#: Characters that separate the parts of a regimen acronym as people write it (R-CHOP, Ven+O,
+#: Dara/Pd, "R CHOP", en and em dashes).
+_REGIMEN_SEPARATORS = r"\s\-+/&\u2010-\u2015"
+
+
+def _compact(spelling: str) -> str:
+    """A regimen spelling without separators and case: ``"Dara-Pd"`` -> ``"darapd"``."""
+    return re.sub(rf"[{_REGIMEN_SEPARATORS}]+", "", spelling).casefold()
 
 
 def _check_regex(pattern: str, what: str) -> None:
@@ -572,15 +665,45 @@ class _Indexes:
     lineage: dict[str, tuple[str, ...]]
     text_diseases: tuple[tuple[re.Pattern[str], tuple[str, ...]], ...]
     text_states: tuple[tuple[re.Pattern[str], tuple[str, ...]], ...]
+    refinements: tuple[tuple[re.Pattern[str], tuple[str, ...], frozenset[str]], ...]
+    negation: _NegationIndex | None
     agent_by_name: dict[str, Agent]
     agents_by_rxnorm: dict[str, tuple[str, ...]]
     agents_by_spelling: dict[str, tuple[str, ...]]
     spelling_regex: re.Pattern[str]
+    regimen_by_compact: dict[str, Regimen]
+    regimen_regex: re.Pattern[str] | None
+    regimen_exact_regex: re.Pattern[str] | None
     procedure_by_code: dict[tuple[str, str], ProcedureCode]
     procedure_text: tuple[tuple[re.Pattern[str], ProcedureText], ...]
     p_group_by_member: dict[str, str]
     p_groups: frozenset[str]
     stage_iv: re.Pattern[str]
+
+
+@dataclass(frozen=True)
+class _NegationIndex:
+    clause_break: re.Pattern[str]
+    before: re.Pattern[str]
+    after: re.Pattern[str]
+
+
+def _regimen_regex(spellings: Iterable[str], *, ignore_case: bool) -> re.Pattern[str] | None:
+    """One alternation of regimen spellings, longest first, each a whole word.
+
+    A separator in a spelling matches one or more separators in the text. The end may be
+    followed by a digit (R-CHOP21, mFOLFOX6) but not by a letter or by "-letter" (so "veno-"
+    in veno-occlusive is not Ven+O).
+    """
+    sep = f"[{_REGIMEN_SEPARATORS}]+"
+    parts = []
+    for written in sorted(set(spellings), key=lambda w: (-len(_compact(w)), w)):
+        tokens = [t for t in re.split(f"[{_REGIMEN_SEPARATORS}]+", written.strip()) if t]
+        parts.append(sep.join(re.escape(t) for t in tokens))
+    if not parts:
+        return None
+    flags = re.IGNORECASE if ignore_case else 0
+    return re.compile(rf"(?<![A-Za-z0-9])(?:{'|'.join(parts)})(?![A-Za-z])(?!-[A-Za-z])", flags)
 
 
 @cache
@@ -607,11 +730,21 @@ def _indexes() -> _Indexes:
     for a in rx.agents:
         for written in (a.name, *a.synonyms):
             spelling[_normalise_text(written)] = (a.name,)
-    for r in rx.regimens:
-        spelling[_normalise_text(r.name)] = r.agents
-    # Longest spelling first, so "rituximab-abbs" wins over "rituximab" and "r-chop" over "chop".
+    # Longest spelling first, so "rituximab-abbs" wins over "rituximab".
     alternation = "|".join(re.escape(s) for s in sorted(spelling, key=len, reverse=True))
     spelling_regex = re.compile(rf"(?<![a-z0-9])(?:{alternation})(?![a-z0-9])")
+    regimen_by_compact = {_compact(w): r for r in rx.regimens for w in (*r.spellings, *r.exact)}
+    regimen_regex = _regimen_regex((w for r in rx.regimens for w in r.spellings), ignore_case=True)
+    regimen_exact = _regimen_regex((w for r in rx.regimens for w in r.exact), ignore_case=False)
+    negation = (
+        _NegationIndex(
+            clause_break=re.compile(dx.negation.clause_break),
+            before=re.compile(dx.negation.before),
+            after=re.compile(dx.negation.after),
+        )
+        if dx.negation is not None
+        else None
+    )
 
     obs = observations()
     hla = hla_table()
@@ -629,10 +762,19 @@ def _indexes() -> _Indexes:
         lineage=lineage,
         text_diseases=tuple((re.compile(t.pattern), t.concepts) for t in dx.text_diseases),
         text_states=tuple((re.compile(t.pattern), t.concepts) for t in dx.text_states),
+        refinements=tuple(
+            (re.compile(t.pattern), t.concepts, frozenset(t.refines))
+            for t in (*dx.text_diseases, *dx.text_states)
+            if t.refines
+        ),
+        negation=negation,
         agent_by_name=by_name,
         agents_by_rxnorm=by_rxnorm,
         agents_by_spelling=spelling,
         spelling_regex=spelling_regex,
+        regimen_by_compact=regimen_by_compact,
+        regimen_regex=regimen_regex,
+        regimen_exact_regex=regimen_exact,
         procedure_by_code={(p.system, p.code): p for p in rx.procedures},
         procedure_text=tuple((re.compile(t.pattern), t) for t in rx.procedure_text),
         p_group_by_member={m: g.p_group for g in hla.groups for m in g.members},
@@ -694,6 +836,32 @@ def lab_code(code: str) -> LabCode | None:
 def analyte(key: str) -> Analyte:
     """The analyte definition for a key (raises KeyError for an unknown key)."""
     return _indexes().analyte_by_key[key]
+
+
+def implausible(key: str, value: float) -> str | None:
+    """Why ``value`` (in the analyte's canonical unit) cannot be a real result, or None.
+
+    Args:
+        key: the analyte key (``anc``).
+        value: the value converted to the analyte's canonical unit.
+
+    Returns:
+        None when the value is within the plausible range of labs.yaml; otherwise a sentence
+        naming the value and the range (``"-5 10*9/L is outside the plausible range for anc
+        (0 to 1000 10*9/L)"``).
+    """
+    a = analyte(key)
+    bound = a.plausible
+    unit = "" if a.unit == "{score}" else f" {a.unit}"
+    if not math.isfinite(value):
+        return f"the value is not a finite number (plausible range for {key}: {bound.min:g} to {bound.max:g}{unit})"
+    if not bound.min <= value <= bound.max:
+        return (
+            f"{value:g}{unit} is outside the plausible range for {key} ({bound.min:g} to {bound.max:g}{unit})"
+        )
+    if bound.integer and value != int(value):
+        return f"{value:g} is not a whole number ({key} is scored {bound.min:g} to {bound.max:g})"
+    return None
 
 
 def observation_code(system: str, code: str) -> ObservationCode | None:
@@ -758,11 +926,17 @@ class ConditionMapping:
         concepts: concept ids with all ancestors, most specific first.
         in_relapse: a code says "in relapse".
         by_text: True when the concepts came from text, not from a code in the tables.
+        refined: concepts the text added to the coded ones (``primary_cns_lymphoma`` from
+            "Primary CNS lymphoma" on a C83.39 code), without their ancestors.
+        negated: concepts the text mentions only negated or as uncertain ("no CNS
+            involvement", "rule out PCNSL") and that the Condition therefore does not carry.
     """
 
     concepts: tuple[str, ...]
     in_relapse: bool = False
     by_text: bool = False
+    refined: tuple[str, ...] = ()
+    negated: tuple[str, ...] = ()
 
 
 def map_condition(
@@ -775,8 +949,10 @@ def map_condition(
         texts: ``CodeableConcept.text`` and other free text describing the condition.
 
     Returns:
-        The concepts with ancestors. Codes of known systems decide; text is read only when no
-        coding is in the tables (see diagnoses.yaml).
+        The concepts with ancestors. Codes of known systems decide; when no coding is in the
+        tables the text decides (see diagnoses.yaml). When a code is known, the refining text
+        patterns (``refines``) are still read on the text and every coding's display and may
+        add concepts; a mention that is negated or uncertain adds nothing.
     """
     ix = _indexes()
     direct: list[str] = []
@@ -798,15 +974,31 @@ def map_condition(
             known = True
             direct.extend(entry.concepts)
             in_relapse = in_relapse or entry.in_relapse
+    written = [c.display for _, c in codings if c.display] + [t for t in texts if t]
     by_text = False
+    negated: list[str] = []
+    refined: list[str] = []
     if not known:
-        written = [c.display for _, c in codings if c.display] + [t for t in texts if t]
         for text in written:
-            found = _text_concepts(text)
+            found, denied = _text_concepts(text)
+            negated.extend(denied)
             if found:
                 by_text = True
                 direct.extend(found)
-    return ConditionMapping(_finish(direct, icd_codes), in_relapse, by_text)
+    else:
+        coded = set(direct)
+        for pattern, concepts, refines in ix.refinements:
+            if "*" not in refines and not coded & refines:
+                continue
+            mentions = [_mention(pattern, _normalise_text(text)) for text in written]
+            if "asserted" in mentions:
+                refined.extend(c for c in concepts if c not in direct and c not in refined)
+            elif "negated" in mentions:
+                negated.extend(concepts)
+        direct.extend(refined)
+    concepts = _finish(direct, icd_codes)
+    not_carried = tuple(dict.fromkeys(c for c in negated if c not in concepts))
+    return ConditionMapping(concepts, in_relapse, by_text, tuple(refined), not_carried)
 
 
 def _longest_prefix(code: str, table: dict[str, CodeMap]) -> CodeMap | None:
@@ -817,18 +1009,55 @@ def _longest_prefix(code: str, table: dict[str, CodeMap]) -> CodeMap | None:
     return None
 
 
-def _text_concepts(text: str) -> list[str]:
+def _mention(pattern: re.Pattern[str], norm: str) -> Literal["asserted", "negated"] | None:
+    """Whether normalised text asserts what ``pattern`` names, mentions it only negated, or neither."""
+    seen_negated = False
+    for m in pattern.finditer(norm):
+        if _is_negated(norm, m.start(), m.end()):
+            seen_negated = True
+        else:
+            return "asserted"
+    return "negated" if seen_negated else None
+
+
+def _is_negated(norm: str, start: int, end: int) -> bool:
+    """A negation or uncertainty cue in the same clause, just before or just after the mention."""
+    neg = _indexes().negation
+    if neg is None:
+        return False
+    before = norm[:start]
+    cut = 0
+    for b in neg.clause_break.finditer(before):
+        cut = b.end()
+    after = norm[end:]
+    stop = neg.clause_break.search(after)
+    return bool(neg.before.search(before[cut:]) or neg.after.search(after[: stop.start()] if stop else after))
+
+
+def _text_concepts(text: str) -> tuple[list[str], list[str]]:
+    """Concepts a Condition's text names (first disease pattern, every state), and those negated."""
     ix = _indexes()
     norm = _normalise_text(text)
     found: list[str] = []
+    negated: list[str] = []
     for pattern, concepts in ix.text_diseases:
-        if pattern.search(norm):
+        if not concepts:  # "suspected", "history of": recognised, and not a disease
+            if pattern.search(norm):
+                break
+            continue
+        mention = _mention(pattern, norm)
+        if mention == "asserted":
             found.extend(concepts)
             break
+        if mention == "negated":
+            negated.extend(concepts)
     for pattern, concepts in ix.text_states:
-        if pattern.search(norm):
+        mention = _mention(pattern, norm)
+        if mention == "asserted":
             found.extend(concepts)
-    return found
+        elif mention == "negated":
+            negated.extend(concepts)
+    return found, negated
 
 
 def _finish(direct: Sequence[str], icd_codes: Sequence[str]) -> tuple[str, ...]:
@@ -875,30 +1104,61 @@ def concept_lineage(concept: str) -> tuple[str, ...]:
 class DrugMatch:
     """Agents recognised in a medication, their classes, and whether any is anticancer.
 
-    ``anticancer`` is None when no agent was recognised.
+    ``anticancer`` is None when no agent was recognised; ``regimens`` names the regimens of
+    drugs.yaml read in the text (``("R-CHOP",)``), whose agents are among ``agents``.
     """
 
     agents: tuple[str, ...] = ()
     classes: tuple[str, ...] = ()
     anticancer: bool | None = None
+    regimens: tuple[str, ...] = ()
 
 
 def match_drug(rxnorm_codes: Sequence[str], texts: Sequence[str]) -> DrugMatch:
-    """Recognise agents by RxNorm code, else by name in the given texts.
+    """Recognise agents by RxNorm code, else by regimen acronym and name in the given texts.
 
     Args:
         rxnorm_codes: RxNorm codes of the medication (ingredient or product).
         texts: displays and text of the medication, the procedure, or a product name.
+
+    Regimen acronyms (``R-CHOP``, ``Dara-Pd``, ``Ven+O``) expand into their agents; the
+    text a regimen covers is not read again for agent names.
     """
     ix = _indexes()
     found: list[str] = []
+    regimens: list[str] = []
     for code in rxnorm_codes:
         found.extend(ix.agents_by_rxnorm.get(code.strip(), ()))
     if not found:
         for text in texts:
-            for spelling in ix.spelling_regex.findall(_normalise_text(text)):
+            rest = _read_regimens(re.sub(r"\s+", " ", text.replace("\u200b", "")).strip(), regimens, found)
+            for spelling in ix.spelling_regex.findall(_normalise_text(rest)):
                 found.extend(ix.agents_by_spelling[spelling])
-    return _drug_match(found)
+    match = _drug_match(found)
+    return DrugMatch(match.agents, match.classes, match.anticancer, tuple(dict.fromkeys(regimens)))
+
+
+def _read_regimens(text: str, regimens: list[str], agents: list[str]) -> str:
+    """Add the regimens named in ``text`` (and their agents); return the text with them blanked.
+
+    Matches of the case-insensitive and the exact spellings are taken longest first, never
+    overlapping, so "R-EPOCH" is R-EPOCH and not the EPOCH inside it.
+    """
+    ix = _indexes()
+    found: list[tuple[int, int]] = []
+    for regex in (ix.regimen_exact_regex, ix.regimen_regex):
+        if regex is not None:
+            found += [(m.start(), m.end()) for m in regex.finditer(text)]
+    spans: list[tuple[int, int]] = []
+    for start, end in sorted(found, key=lambda se: (se[0] - se[1], se[0])):
+        if not any(start < e and s < end for s, e in spans):
+            spans.append((start, end))
+    for start, end in sorted(spans):
+        regimen = ix.regimen_by_compact[_compact(text[start:end])]
+        regimens.append(regimen.name)
+        agents.extend(regimen.agents)
+        text = text[:start] + " " * (end - start) + text[end:]
+    return text
 
 
 def _drug_match(names: Iterable[str]) -> DrugMatch:

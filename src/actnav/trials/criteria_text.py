@@ -18,6 +18,7 @@ original (escaped) text, so a reviewer can be shown exactly what was read.
 
 from __future__ import annotations
 
+import itertools
 import re
 from dataclasses import dataclass, field
 from typing import Literal
@@ -113,6 +114,16 @@ _INLINE_HEADING = re.compile(
 _PDQ_HEADING = re.compile(
     r"^(?:disease|patient)\s+characteristics|^prior\s+(?:concurrent\s+)?therapy", re.IGNORECASE
 )
+# PDQ (legacy NCI) paragraphs: "PATIENT CHARACTERISTICS: Age: 18 and over Performance status: ..."
+_PDQ_INLINE = re.compile(
+    r"^(?P<label>(?:disease|patient)\s+characteristics|prior\s+(?:concurrent\s+)?therapy)\s*:\s*(?=\S)",
+    re.IGNORECASE,
+)
+_PDQ_LABEL = re.compile(
+    r"(?<!\S)(?:Age|Sex|Menopausal\s+status|Performance\s+status|Life\s+expectancy|Hematopoietic|Hepatic|Renal|"
+    r"Cardiovascular|Pulmonary|Neurologic|Immunologic|Gastrointestinal|Other|Biologic\s+therapy|Chemotherapy|"
+    r"Endocrine\s+therapy|Radiotherapy|Surgery)\s*:"
+)
 _NON_CRITERIA_HEADING = re.compile(
     r"\b(?:screening\s+evaluation|evaluations?|study\s+procedures?|procedures|assessments?|"
     r"treatment\s+plan|study\s+design|follow[- ]up|schedule|outcome|endpoints?)\b",
@@ -141,6 +152,7 @@ class _Item:
     parent: _Item | None
     is_list: bool
     children: list[_Item] = field(default_factory=list)
+    pdq: bool = False
 
     @property
     def text(self) -> str:
@@ -156,6 +168,8 @@ def _heading(content: str) -> tuple[Section, str] | None:
     words = content.split()
     if not words:
         return None
+    if re.fullmatch(r"(?:eligibility\s+)?criteria\s*:?", content.strip(), re.IGNORECASE):
+        return "inclusion", ""  # a legacy list headed "Criteria:" alone holds the requirements
     head, sep, rest = content.partition(":")
     head_words = head.split()
     body = head if sep else content
@@ -242,6 +256,31 @@ def split_criteria(text: str) -> list[CriterionText]:
                 heading = f"{heading}: {_collapse(rest.rstrip(':'))}"
                 if _DONOR.search(rest) and not _RECIPIENT.search(rest):
                     population = "donor"
+            continue
+        pdq = _PDQ_INLINE.match(content) if not bullet and section in ("unknown", "inclusion") else None
+        if pdq is not None:
+            # a PDQ paragraph: the heading and its fields run on in one paragraph
+            section = "inclusion"
+            heading = _collapse(pdq.group("label")).upper()
+            population = "patient"
+            subheading = None
+            paragraph = _Item(
+                indent=indent,
+                depth=0,
+                start=content_start + pdq.end(),
+                end=line_start + len(raw_line.rstrip()),
+                parts=[content[pdq.end() :]],
+                section=section,
+                heading=heading,
+                population=population,
+                parent=None,
+                is_list=False,
+                pdq=True,
+            )
+            items.append(paragraph)
+            stack[:] = [paragraph]
+            last = paragraph
+            blank_before = False
             continue
         if not bullet and _PDQ_HEADING.match(content) and _is_subheading(content) and section == "unknown":
             section = "inclusion"
@@ -391,7 +430,16 @@ def _emit(items: list[_Item], clean: str, where: list[int]) -> list[CriterionTex
         if item.children and (_header_like(item.text) or not item.is_list):
             continue
         pieces: list[tuple[int, int, str]]
-        if (not item.is_list and item.parent is None) or (not item.is_list and len(item.text) > 300):
+        if item.pdq:
+            # one criterion per PDQ field ("Age: 18 and over", "Hepatic: Bilirubin no greater than 2.0 mg/dL")
+            raw = clean[item.start : item.end]
+            cuts = [0, *(m.start() for m in _PDQ_LABEL.finditer(raw) if m.start() > 0), len(raw)]
+            pieces = [
+                (item.start + a, item.start + len(raw[:b].rstrip()), _collapse(raw[a:b]))
+                for a, b in itertools.pairwise(cuts)
+                if raw[a:b].strip()
+            ]
+        elif (not item.is_list and item.parent is None) or (not item.is_list and len(item.text) > 300):
             joined = item.text
             pieces = []
             raw = clean[item.start : item.end]

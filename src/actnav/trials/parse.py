@@ -261,7 +261,7 @@ _TEMPORAL_RIGHT = re.compile(
 )
 _ENTITY_GAP = re.compile(
     r"^(?:\s|[,:()\[\]]|\b(?:count|counts|level|levels|value|values|of|is|are|be|must|should|at|test|result|"
-    r"concentration|measured|by|as|score|status|ps|grade|the|in|serum|plasma|blood|total|absolute|"
+    r"concentration|measured|by|as|score|status|ps|performance|grade|the|in|serum|plasma|blood|total|absolute|"
     r"institutional|mean|calculated|estimated|using|cockcroft[-\s]*gault|formula|mdrd|ckd-?epi|echo\w*|muga|"
     r"scan|on|room|air|without|with|need|requirement|for|transfusion|support|aged?|years?|old|"
     r"equation|method|per|ml/min|or|and|to|\(.{0,30}?\))\b)*$",
@@ -1154,6 +1154,10 @@ _NEG_CUE_BEFORE = re.compile(
 _POS_CUE_AFTER = re.compile(
     r"^[\s\-:]*(?:\([^)]{0,25}\)\s*)?(?:[\w]+\s+){0,2}(?:positiv|seropositiv|reactive)", re.IGNORECASE
 )
+_NEGATION_BEFORE = re.compile(
+    r"\b(?:no|not|non|without|never|neither|nor|free\s+of|absence\s+of)\b[\s-]*(?:\w+\s+){0,2}$",
+    re.IGNORECASE,
+)
 _LIST_GAP = re.compile(r"^[\s,;/()]*(?:and/or|and|or|nor|&)?[\s,;/()]*$", re.IGNORECASE)
 _TEST_ONLY = re.compile(r"\btest(?:ing|s)?\b|\bscreen", re.IGNORECASE)
 _CONTRACEPTION = re.compile(
@@ -1185,23 +1189,58 @@ _SUBGROUP = re.compile(
 # "KPS 50-100 (> 16 years of age) OR Lansky 50-100 (<= 16 years of age)", "(>= 14 days for vinorelbine)",
 # "ALT <= 3 x ULN (without liver metastases)": a parenthetical that says to whom a value applies
 _QUALIFIER = re.compile(
-    r"\(\s*(?:for\s+)?(?:patients\s+|pts\s+|subjects\s+|ages?\s+|aged\s+)?(?:[<>≤≥˂˃]|=<|>=|<=|</=|>/=)\s*\d+"
-    r"\s*(?:years?|yrs?|months?)\b[^()]*\)"
-    r"|\([^()]*\d[^()]*\bfor\s+(?!example\b|instance\b|details?\b|more\b)[^()]*\)"
-    r"|\(\s*(?:with|without|in|for)\s+(?:(?:the\s+)?presence\s+of\s+)?(?:\w+\s+){0,2}"
-    r"(?:metastas[ie]s|metastatic|involvement|gilbert\w*|patients|subjects|those|children|adults)\b[^()]*\)",
+    r"(?P<value>\(\s*(?:for\s+)?(?:patients\s+|pts\s+|subjects\s+|ages?\s+|aged\s+)?(?:[<>≤≥˂˃]|=<|>=|<=|</=|>/=)"
+    r"\s*\d+\s*(?:years?|yrs?|months?)\b[^()]*\)"
+    r"|\([^()]*\d[^()]*\bfor\s+(?!example\b|instance\b|details?\b|more\b)[^()]*\))"
+    r"|(?P<after>\(\s*(?:with|without|in|for)\s+(?:(?:the\s+)?presence\s+of\s+)?(?:\w+\s+){0,2}"
+    r"(?:metastas[ie]s|metastatic|involvement|gilbert\w*|patients|subjects|those|children|adults)\b[^()]*\))",
     re.IGNORECASE,
 )
+
+
+def _qualified(text: str, typed: list[_Part]) -> bool:
+    """A typed value that holds for a subgroup only: typed inside a qualifying parenthetical ("(>= 14 days
+    for vinorelbine)", "(> 16 years of age)"), or right before one ("<= 3 x ULN (without liver metastases)")."""
+    for m in _QUALIFIER.finditer(text):
+        a, b = m.span()
+        if any(p.start < b and a < p.end for p in typed):
+            return True
+        if m.group("after") and any(0 <= a - p.end <= 3 for p in typed):
+            return True
+    return False
+
+
 # "See section below": the criterion depends on text elsewhere in the protocol
 _CROSS_REFERENCE = re.compile(r"\b(?:see|refer\s+to)\s+(?:the\s+)?(?:section|below|above)\b", re.IGNORECASE)
 # "Related donors ...": a criterion whose subject is the donor, not the patient
 _DONOR_SUBJECT = re.compile(
-    r"^\W*(?:(?:the|all|potential|related|unrelated|matched|sibling|family|haplo\w*|HLA[-\s]?\w+)\s+){0,3}donors?\b",
+    r"^\W*(?:(?:the|all|potential|related|unrelated|matched|sibling|family|haplo\w*|HLA[-\s]?\w+)\s+){0,3}donors?"
+    r"(?:\s+(?:is|are|must|should|will|has|have|with|who|that|aged?|ages?)\b|\s*[(:≥>≤<\d])",
     re.IGNORECASE,
 )
+# "... in Phase 1 and <= 1 in Phase 2", "NOTE: the first participant in each dose cohort must be >= 18":
+# values that hold for one part of the study only
+_STUDY_PART = re.compile(
+    r"\b(?:cohorts?|dose\s+levels?|dose[-\s](?:escalation|expansion)|expansion\s+(?:cohort|phase|part|arm|stage)|"
+    r"phase\s+(?:1|2|3|I{1,3})|arms?\s+(?-i:[A-Z0-9])|part\s+(?-i:[A-Z0-9])|first\s+(?:participant|patient|subject)s?)\b",
+    re.IGNORECASE,
+)
+_NOTE = re.compile(r"\bnote\s*:", re.IGNORECASE)
 
 
-def _cue_absent(text: str, start: int, end: int, prev: tuple[int, int, bool] | None) -> bool | None:
+def _tautology(typed: list[_Part]) -> bool:
+    """Alternatives that admit every value of one fact ("creatinine <= 1.5 x ULN or > 1.5 x ULN, but ...")."""
+    leaves = [leaf for p in typed for leaf in p.leaves if isinstance(leaf.value, (int, float))]
+    for a in leaves:
+        for b in leaves:
+            if a.fact == b.fact and a.op in ("le", "lt") and b.op in ("ge", "gt"):
+                assert isinstance(a.value, (int, float)) and isinstance(b.value, (int, float))
+                if b.value <= a.value:
+                    return True
+    return False
+
+
+def _cue_absent(text: str, start: int, end: int, prev: tuple[int, int, bool | None] | None) -> bool | None:
     """Negative (True) / positive (False) result cue around a mention, None when there is none."""
     clause_end = len(text)
     m = re.search(r"[;.]", text[end:])
@@ -1214,7 +1253,14 @@ def _cue_absent(text: str, start: int, end: int, prev: tuple[int, int, bool] | N
         return False
     clause_start = max(text.rfind(";", 0, start), text.rfind(". ", 0, start)) + 1
     before = text[clause_start:start]
-    if prev is not None and prev[1] <= start and _LIST_GAP.match(text[prev[1] : start]):
+    if re.search(r"\bnon-?\s*$", before, re.IGNORECASE):
+        return True  # "non-pregnant", "non-lactating"
+    if (
+        prev is not None
+        and prev[2] is not None
+        and prev[1] <= start
+        and _LIST_GAP.match(text[prev[1] : start])
+    ):
         return prev[2]
     if _NEG_CUE_BEFORE.search(before[-60:]):
         return True
@@ -1246,11 +1292,14 @@ def _concept_parts(text: str, section: str) -> list[_Part]:
             taken.append((s, e))
             hits.append((s, e, rule))
     hits.sort(key=lambda h: h[0])
-    prev: tuple[int, int, bool] | None = None
+    prev: tuple[int, int, bool | None] | None = None
     for s, e, rule in hits:
         if rule.id in ("pregnant", "breastfeeding") and _CONTRACEPTION.search(text):
             continue
         absent_cue = _cue_absent(text, s, e, prev)
+        non = re.search(r"\bnon-?\s*$", text[max(0, s - 5) : s], re.IGNORECASE)
+        if non is not None:
+            s -= len(non.group(0))  # the part covers "non-pregnant"
         if rule.id == "pregnant" and _TEST_ONLY.search(text[s : e + 12]) and absent_cue is None:
             continue
         if (
@@ -1273,7 +1322,7 @@ def _concept_parts(text: str, section: str) -> list[_Part]:
             absent=[absent],
         )
         parts.append(part)
-        prev = (s, e, bool(absent_cue))
+        prev = (s, e, absent_cue)  # None: no cue, so ConText decides for the whole list
     return parts
 
 
@@ -1577,9 +1626,13 @@ def _analyte_parts(
             entity is None
             and th.unit == "a"
             and not th.temporal
-            and re.search(r"\b(?:old|older|younger|aged?)\b", text, re.IGNORECASE)
+            and (
+                re.search(r"\b(?:old|older|younger|aged?)\b", text, re.IGNORECASE)
+                or _PERSON_BEFORE.search(text[: th.span[0]])
+                or (not text[: th.span[0]].strip() and not text[th.span[1] :].strip(" .;"))
+            )
         ):
-            entity = "age_years"
+            entity = "age_years"  # "Women >= 20 years", "18-70 years, ECOG 0-1"
         if entity is None or entity not in rules or (th.temporal and entity != "age_years"):
             continue
         rng = _bounds(th)
@@ -1628,6 +1681,21 @@ def _analyte_parts(
             )
             used.add(th.span)
     return parts, notes
+
+
+# a threshold in years right after a word for the patient describes the person ("Female or male
+# patients >= 18 years", "Women >= 20 years"); so does one that is the whole criterion ("> 18 yrs")
+_PERSON_BEFORE = re.compile(
+    r"\b(?:patients?|subjects?|participants?|persons?|individuals?|volunteers?|adults?|children|"
+    r"women|men|males?|females?)\s*(?:\(\s*)?$",
+    re.IGNORECASE,
+)
+# ">= 16 years: 1.7 mg/dL (male)": a row of a table keyed by age, not an age requirement
+_AGE_ROW = re.compile(
+    r"^\W*(?:ages?\s*)?(?:[<>≤≥˂˃]|=<|>=|<=|> =|</=|>/=)?\s*\d+(?:\s*(?:-|to)\s*\d+)?\s*"
+    r"(?:years?|yrs?|months?)(?:\s+(?:of\s+age|old))?\s*:",
+    re.IGNORECASE,
+)
 
 
 def _round(value: float) -> float:
@@ -1767,11 +1835,35 @@ def _parse(ct: CriterionText, prefix: str) -> ParsedCriterion:
             conditional.extend(mod.conditional)
         if part.conditional:
             conditional.append(part.note or f"{part.kind} qualified")
+    # "Not pregnant or nursing": a negation in front of a list covers every member of the list
+    ordered = sorted(parts, key=lambda p: p.start)
+    for prev, part in itertools.pairwise(ordered):
+        listed = prev.kind.startswith("concept:") or prev.kind == "therapy"
+        if (
+            listed
+            and not prev.negatable
+            and prev.absent
+            and prev.leaves == prev.absent
+            and part.negatable
+            and (part.kind.startswith("concept:") or part.kind == "therapy")
+            and _LIST_GAP.match(text[prev.end : part.start])
+            and _NEGATION_BEFORE.search(text[max(0, prev.start - 25) : prev.start])
+        ):
+            part.leaves = part.absent
+            part.negatable = False
+    if section == "inclusion" and any(
+        leaf.fact in ("pregnant", "breastfeeding") and leaf.value is True for p in typed for leaf in p.leaves
+    ):
+        conditional.append(
+            "an inclusion requiring pregnancy or breastfeeding: likely an exclusion listed as inclusion"
+        )
     pregnancy_only = all(leaf.fact in ("pregnant", "breastfeeding") for p in typed for leaf in p.leaves)
+    if _AGE_ROW.search(text):
+        conditional.append("a row of a table keyed by age")
     if (
         _POPULATION_CONDITION.search(text)
         or (_SUBGROUP.search(text) and not pregnancy_only)
-        or (_QUALIFIER.search(text) and not pregnancy_only)
+        or (_qualified(text, typed) and not pregnancy_only)
     ):
         conditional.append("applies to a subgroup ('patients with/who ... must', 'for patients ...')")
     reference = _CROSS_REFERENCE.search(text)
@@ -1781,6 +1873,13 @@ def _parse(ct: CriterionText, prefix: str) -> ParsedCriterion:
         conditional.append("refers to other protocol text")
     if _DONOR_SUBJECT.search(text):
         conditional.append("about the donor, not the patient")
+    note_at = _NOTE.search(text)
+    if _STUDY_PART.search(text) or (note_at is not None and any(p.end > note_at.start() for p in typed)):
+        conditional.append("applies to one part of the study (cohort, phase, arm), or read in a note")
+    if (
+        section == "exclusion" or re.search(r"\bor\b", _between_parts(text, typed), re.IGNORECASE)
+    ) and _tautology(typed):
+        conditional.append("alternatives cover every value: the text must say more")
     if _WOCBP.search(text) and any(
         leaf.fact not in ("pregnant", "breastfeeding") for p in typed for leaf in p.leaves
     ):

@@ -6,9 +6,13 @@ engine or the packaged data: they check what the care team sees.
 
 from __future__ import annotations
 
+import html
 import json
 import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from datetime import date
+from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
@@ -28,6 +32,8 @@ from actnav.eligibility.report_model import (
     PatientSummary,
     ProductNote,
     ProductResult,
+    TrialCriterionResult,
+    TrialMatchResult,
     Verdict,
     WorkupItemResult,
 )
@@ -393,4 +399,404 @@ def test_json_matches_the_published_schema(evaluation: Evaluation) -> None:
 def test_text_keeps_letters_of_any_script() -> None:
     from actnav.care.report import to_ascii
 
-    assert to_ascii("Sarcome synovial — cuisse gauche, Σαρκώδες ≥ 2") == "Sarcome synovial - cuisse gauche, Σαρκώδες >= 2"
+    assert (
+        to_ascii("Sarcome synovial — cuisse gauche, Σαρκώδες ≥ 2")
+        == "Sarcome synovial - cuisse gauche, Σαρκώδες >= 2"
+    )
+
+
+# --- layout of the HTML report: order, collapsing, navigation ------------------------------------
+
+_VOID = {"area", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "wbr"}
+
+
+@dataclass
+class _Node:
+    """An element of the parsed page (just enough of a DOM for these tests)."""
+
+    tag: str
+    attrs: dict[str, str]
+    parent: _Node | None = None
+    children: list[_Node | str] = field(default_factory=list)
+
+    @property
+    def classes(self) -> set[str]:
+        return set(self.attrs.get("class", "").split())
+
+    def text(self) -> str:
+        parts = [c if isinstance(c, str) else c.text() for c in self.children]
+        return re.sub(r"\s+", " ", "".join(parts)).strip()
+
+    def iter(self) -> Iterator[_Node]:
+        for child in self.children:
+            if isinstance(child, _Node):
+                yield child
+                yield from child.iter()
+
+    def find_all(self, tag: str, cls: str | None = None) -> list[_Node]:
+        return [n for n in self.iter() if n.tag == tag and (cls is None or cls in n.classes)]
+
+    def by_id(self, ident: str) -> _Node:
+        (found,) = [n for n in self.iter() if n.attrs.get("id") == ident]
+        return found
+
+    def ancestors(self) -> Iterator[_Node]:
+        node = self.parent
+        while node is not None:
+            yield node
+            node = node.parent
+
+    def inside_closed_details(self) -> bool:
+        """True when a closed <details> hides this element (a <summary> stays visible)."""
+        child: _Node = self
+        for node in self.ancestors():
+            if node.tag == "details" and "open" not in node.attrs and child.tag != "summary":
+                return True
+            child = node
+        return False
+
+
+class _Tree(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.root = _Node("#root", {})
+        self.current = self.root
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        node = _Node(tag, {k: v or "" for k, v in attrs}, self.current)
+        self.current.children.append(node)
+        if tag not in _VOID:
+            self.current = node
+
+    def handle_endtag(self, tag: str) -> None:
+        node: _Node | None = self.current
+        while node is not None and node.tag != tag:
+            node = node.parent
+        assert node is not None and node.parent is not None, f"unbalanced </{tag}>"
+        self.current = node.parent
+
+    def handle_data(self, data: str) -> None:
+        self.current.children.append(data)
+
+
+def parse(page: str) -> _Node:
+    tree = _Tree()
+    tree.feed(page)
+    tree.close()
+    assert tree.current is tree.root, "unclosed elements"
+    return tree.root
+
+
+def _product(
+    inn: str, brand: str, *inds: IndicationResult, notes: list[ProductNote] | None = None
+) -> ProductResult:
+    return ProductResult(
+        product=inn,
+        id=inn.replace(" ", "-"),
+        brand=brand,
+        modality="CAR-T",
+        target="CD19",
+        approved_on_as_of=True,
+        indications=list(inds),
+        notes=notes or [],
+    )
+
+
+def _indication(ind_id: str, verdict: Verdict, *criteria: CriterionResult) -> IndicationResult:
+    failed = {Verdict.NOT_ELIGIBLE: Result.NOT_MET, Verdict.NEEDS_INFORMATION: Result.UNKNOWN}.get(verdict)
+    label = {Result.NOT_MET: "not met", Result.UNKNOWN: "unknown"}
+    return IndicationResult(
+        id=ind_id,
+        name=f"Indication {ind_id}",
+        disease="b_all",
+        label_revision="2024-01",
+        effective_from=date(2020, 1, 1),
+        approval="regular",
+        verdict=verdict,
+        reasons=[f"{c.text}: {label[c.result]}" for c in criteria if c.result is failed],
+        criteria=list(criteria),
+        unconfirmed=False,
+        source=LABEL,
+    )
+
+
+def _mixed_evaluation() -> Evaluation:
+    """Products listed out of order, with every verdict spread across them."""
+    ev = make_evaluation()
+    young = _leaf(
+        "tisa.age",
+        "Age 25 years or younger",
+        Result.NOT_MET,
+        evidence=[Evidence(resource="Patient/p1", value=34, unit="a", date="2026-06-01")],
+    )
+    relapse = _leaf("tisa.relapse", "Second or later relapse", Result.MET)
+    cd19 = _leaf("zeta.cd19", "CD19-positive disease", Result.NOT_MET)
+    ldh = _leaf("zeta.ldh", "LDH recorded", Result.UNKNOWN, needs="unknown: needs an LDH")
+    boxed = ProductNote(kind="boxed_warning", text="Zeta boxed warning text.", source=LABEL)
+    rems = ProductNote(kind="rems", text="Zeta REMS text.", source=LABEL)
+    ev.products = [
+        _product(
+            "zeta-cel", "Zetara", _indication("z-all", Verdict.NOT_ELIGIBLE, cd19, ldh), notes=[boxed, rems]
+        ),
+        *ev.products,  # tisagenlecleucel eligible, axicabtagene not eligible, afamitresgene needs info
+        _product("alpha-cel", "Alphia", _indication("a-all", Verdict.ELIGIBLE, relapse)),
+        _product("beta-cel", "Betra", _indication("b-young", Verdict.NOT_ELIGIBLE, relapse, young)),
+    ]
+    return ev
+
+
+def test_verdict_table_lists_eligible_then_needs_information_then_not_eligible_by_product() -> None:
+    table = parse(render_html(_mixed_evaluation())).by_id("verdicts").find_all("table", "verdicts")[0]
+    rows = [(r.attrs["data-verdict"], r.attrs["data-product"]) for r in table.find_all("tr", "v-row")]
+    assert rows == [
+        ("eligible", "alpha-cel"),
+        ("eligible", "tisagenlecleucel"),
+        ("needs_information", "afamitresgene-autoleucel"),
+        ("not_eligible", "axicabtagene-ciloleucel"),
+        ("not_eligible", "beta-cel"),
+        ("not_eligible", "zeta-cel"),
+    ]
+    groups = [r.text() for r in table.find_all("tr", "group")]
+    assert groups == ["Eligible (2)", "Needs information (1)", "Not eligible (3)"]
+
+
+def test_products_without_an_indication_come_last_in_the_verdict_table() -> None:
+    ev = _mixed_evaluation()
+    ev.products.insert(
+        0, _product("aardvark-cel", "Aardvark").model_copy(update={"approved_on_as_of": False})
+    )
+    table = parse(render_html(ev)).by_id("verdicts")
+    rows = table.find_all("tr", "v-row")
+    assert (rows[-1].attrs["data-verdict"], rows[-1].attrs["data-product"]) == ("none", "aardvark-cel")
+    assert "Not yet approved on 2026-11-29." in rows[-1].text()
+
+
+def test_not_eligible_indications_are_collapsed_behind_their_first_failed_criterion() -> None:
+    page = parse(render_html(_mixed_evaluation()))
+    block = page.by_id("ind-beta-cel-b-young")
+    assert block.tag == "details" and "open" not in block.attrs
+    (summary,) = [c for c in block.children if isinstance(c, _Node) and c.tag == "summary"]
+    line = summary.text()
+    assert "beta-cel (Betra): Indication b-young" in line
+    assert "not eligible — Age 25 years or younger: not met" in line
+    # Opening it shows every criterion, the met ones too, with evidence and source.
+    inside = block.text()
+    assert "tisa.age" in inside and "tisa.relapse" in inside and "Patient/p1" in inside
+    assert "KYMRIAH (tisagenlecleucel) prescribing information" in inside
+
+
+def test_a_collapsed_line_counts_the_further_reasons() -> None:
+    ev = _mixed_evaluation()
+    ind = ev.products[0].indications[0]
+    ev.products[0].indications[0] = ind.model_copy(
+        update={"reasons": [*ind.reasons, "Second reason: not met"]}
+    )
+    summary = parse(render_html(ev)).by_id("ind-zeta-cel-z-all").find_all("summary")[0]
+    assert "CD19-positive disease: not met (+1 more)" in summary.text()
+
+
+def test_eligible_and_needs_information_indications_stay_open() -> None:
+    page = parse(render_html(_mixed_evaluation()))
+    for ident in (
+        "ind-alpha-cel-a-all",
+        "ind-tisagenlecleucel-tisa-ball",
+        "ind-afamitresgene-autoleucel-afami-ss",
+    ):
+        block = page.by_id(ident)
+        assert block.tag == "div" and not block.inside_closed_details(), ident
+    hla = [n for n in page.find_all("div", "needs") if "HLA-A typing" in n.text()]
+    assert hla and not any(n.inside_closed_details() for n in hla)
+
+
+def test_every_not_eligible_indication_and_only_those_are_collapsed() -> None:
+    page = parse(render_html(_mixed_evaluation()))
+    collapsed = page.by_id("products").find_all("details", "indication")
+    assert {d.attrs["id"] for d in collapsed} == {
+        "ind-zeta-cel-z-all",
+        "ind-beta-cel-b-young",
+        "ind-axicabtagene-ciloleucel-axi-lbcl",
+    }
+    assert {d.attrs["data-verdict"] for d in collapsed} == {"not_eligible"}
+
+
+def test_label_notes_are_open_only_for_products_with_a_possible_indication() -> None:
+    ev = _mixed_evaluation()
+    page = parse(render_html(ev))
+    kymriah = page.by_id("product-tisagenlecleucel")
+    boxes = kymriah.find_all("div", "box")
+    assert boxes and not any(b.inside_closed_details() for b in boxes)
+    zeta = page.by_id("product-zeta-cel")
+    notes = zeta.by_id("notes-zeta-cel")
+    assert notes.tag == "details" and "open" not in notes.attrs
+    assert "Boxed warning, REMS (2 notes)" in notes.find_all("summary")[0].text()
+    zeta_boxes = zeta.find_all("div", "box")
+    assert [b.text().split(" Source:")[0] for b in zeta_boxes] == [
+        "Boxed warning Zeta boxed warning text.",
+        "REMS Zeta REMS text.",
+    ]
+    assert all(b.inside_closed_details() for b in zeta_boxes)
+
+
+def test_products_with_a_possible_indication_come_first_in_the_criteria_section() -> None:
+    page = parse(render_html(_mixed_evaluation()))
+    order = [a.attrs["id"] for a in page.by_id("products").find_all("article")]
+    assert order == [
+        "product-alpha-cel",
+        "product-tisagenlecleucel",
+        "product-afamitresgene-autoleucel",
+        "product-axicabtagene-ciloleucel",
+        "product-beta-cel",
+        "product-zeta-cel",
+    ]
+
+
+def test_nothing_is_dropped_from_the_page_by_collapsing() -> None:
+    ev = _mixed_evaluation()
+    page = render_html(ev)
+    for product in ev.products:
+        for note in product.notes:
+            assert note.text in page
+        for ind in product.indications:
+            for reason in ind.reasons:
+                assert html.escape(reason, quote=False) in page
+            for node in _walk_criteria(ind.criteria):
+                assert f'<code class="cid">{node.id}</code>' in page
+
+
+def _walk_criteria(criteria: list[CriterionResult]) -> Iterator[CriterionResult]:
+    for c in criteria:
+        yield c
+        yield from _walk_criteria(c.children)
+
+
+def test_the_jump_navigation_leads_to_every_section(evaluation: Evaluation) -> None:
+    page = parse(render_html(evaluation))
+    (nav,) = page.find_all("nav", "jump")
+    targets = [a.attrs["href"] for a in nav.find_all("a")]
+    assert targets == ["#verdicts", "#products", "#fitness", "#workup", "#unknowns"]
+    for target in targets:
+        assert page.by_id(target[1:]).tag == "section"
+    labels = nav.text()
+    assert "Verdicts" in labels and "Fitness (1)" in labels and "Work-up (4)" in labels
+    assert "Could not decide (2)" in labels
+
+
+def test_dates_do_not_wrap(evaluation: Evaluation) -> None:
+    page = render_html(evaluation)
+    assert '<td class="date">2026-06-01</td>' in page
+    assert re.search(r"\.date[^{]*\{[^}]*white-space: nowrap", page)
+    # ISO dates inside free text are kept on one line too (escaped text around them).
+    evaluation.products[1].indications[0].reasons = ["Relapse after 2023-02-06 <b>: not met"]
+    assert '<span class="date">2023-02-06</span> &lt;b&gt;' in render_html(evaluation)
+
+
+def test_the_disclaimer_is_at_the_top_and_the_bottom(evaluation: Evaluation) -> None:
+    page = parse(render_html(evaluation))
+    (header,) = page.find_all("header", "report")
+    (footer,) = page.find_all("footer")
+    for part in (header, footer):
+        assert "supports clinicians, it does not replace them" in part.text()
+        assert evaluation.disclaimer in part.text()
+
+
+def test_print_notes_say_that_collapsed_lines_print_as_one_line() -> None:
+    page = render_html(_mixed_evaluation())
+    assert "@media print" in page and ".print-only { display: block; }" in page
+    notes = [n.text() for n in parse(page).iter() if "print-only" in n.classes]
+    assert notes and all("HTML report" in n for n in notes)
+
+
+def _trial(n: int, verdict: Verdict) -> TrialMatchResult:
+    text = f"Trial {n} criterion text long enough to be quoted by the needs review mark"
+    needs = f"unknown: needs review: {text} [not typed: x]"
+    row = TrialCriterionResult(
+        section="inclusion",
+        text=text,
+        parse_status="review",
+        counted=True,
+        result=_leaf(f"inc{n}.r", text, Result.UNKNOWN, needs=needs),
+    )
+    return TrialMatchResult(
+        nct_id=f"NCT0000000{n}",
+        title=f"Trial number {n}",
+        url=f"https://clinicaltrials.gov/study/NCT0000000{n}",
+        is_act=True,
+        verdict=verdict,
+        reasons=[f"Inclusion: {text}: {needs}"],
+        score=60.0 - n,
+        relevance=0.5,
+        why_listed=["Adoptive cell therapy trial"],
+        counts={"met": 0, "not_met": 0, "unknown": 1, "needs_review": 1},
+        criteria=[row],
+    )
+
+
+def test_the_best_trials_are_shown_in_full_and_the_rest_collapsed(evaluation: Evaluation) -> None:
+    verdicts = [Verdict.NOT_ELIGIBLE, *[Verdict.NEEDS_INFORMATION] * 5]
+    evaluation.trials = [_trial(n, v) for n, v in enumerate(verdicts, 1)]
+    page = parse(render_html(evaluation))
+    section = page.by_id("trials")
+    full = [a.attrs["id"] for a in section.find_all("article", "trial-match")]
+    collapsed = [d.attrs["id"] for d in section.find_all("details", "trial-match")]
+    # The first trial is not eligible: the three best still possible are shown in full.
+    assert full == ["match-NCT00000002", "match-NCT00000003", "match-NCT00000004"]
+    assert collapsed == ["match-NCT00000001", "match-NCT00000005", "match-NCT00000006"]
+    summary = section.by_id("match-NCT00000005").find_all("summary")[0].text()
+    assert "5. NCT00000005 Trial number 5" in summary and "needs information" in summary
+    assert "Inclusion: Trial 5 criterion text" in summary
+    # Every trial keeps its row in the overview table and its criteria on the page.
+    assert len(section.find_all("table", "verdicts")[0].find_all("tr")) == 7
+    assert all(section.by_id(f"match-NCT0000000{n}").find_all("table", "tcrit") for n in range(1, 7))
+
+
+def test_the_match_page_shows_every_trial_in_full(evaluation: Evaluation) -> None:
+    from actnav.care.report import render_match_html
+    from actnav.eligibility.report_model import TrialMatchReport, TrialSearch
+
+    rep = TrialMatchReport(
+        as_of=evaluation.as_of,
+        generated_by="actnav 0.1.0",
+        patient=evaluation.patient,
+        search=TrialSearch(source="bundled", trials_checked=5, trials_shown=5),
+        trials=[_trial(n, Verdict.NEEDS_INFORMATION) for n in range(1, 6)],
+        disclaimer=evaluation.disclaimer,
+    )
+    page = parse(render_match_html(rep))
+    assert len(page.find_all("article", "trial-match")) == 5
+    assert not page.find_all("details")
+
+
+def test_a_trial_criterion_text_is_quoted_once_beside_its_needs() -> None:
+    from actnav.care.report import AS_ABOVE, BESIDE
+
+    trial = _trial(1, Verdict.NEEDS_INFORMATION)
+    ev = make_evaluation()
+    ev.trials = [trial]
+    page = parse(render_html(ev))
+    row = page.by_id("match-NCT00000001").find_all("table", "tcrit")[0].find_all("tr")[1]
+    original, result = row.find_all("td")[1].text(), row.find_all("td")[2].text()
+    assert original == trial.criteria[0].text
+    assert f"unknown: needs review: {BESIDE} [not typed: x]" in result
+    reasons = [li.text() for li in page.by_id("match-NCT00000001").find_all("li")]
+    text = trial.criteria[0].text
+    assert f"Inclusion: {text}: unknown: needs review: {AS_ABOVE} [not typed: x]" in reasons
+
+
+def test_a_summary_reason_is_clipped_before_its_verdict() -> None:
+    from actnav.care.report import _clip_reason
+
+    histology = "Large B-cell lymphoma of a listed histology: " + "DLBCL not otherwise specified, " * 8
+    reason = f"{histology.rstrip(', ')}: not met (found: B-ALL; second relapse)"
+    clipped = _clip_reason(reason, 120)
+    assert len(clipped) <= 120
+    assert clipped.startswith("Large B-cell lymphoma of a listed histology: DLBCL")
+    assert clipped.endswith("…: not met (found: B-ALL; second relapse)")
+    assert _clip_reason("Short: not met", 120) == "Short: not met"
+
+
+def test_the_page_stays_free_of_scripts_and_external_assets_with_collapsed_blocks() -> None:
+    ev = _mixed_evaluation()
+    ev.trials = [_trial(n, Verdict.NEEDS_INFORMATION) for n in range(1, 6)]
+    page = render_html(ev)
+    assert "<script" not in page and "<link" not in page and "src=" not in page
+    assert "@import" not in page and "url(" not in page

@@ -277,3 +277,27 @@ def test_active_gvhd_needs_an_allogeneic_transplant() -> None:
     )
     assert facts(therapies=(chemo,))("active_gvhd").value is False
     assert facts()("active_gvhd").value is None
+
+
+def test_an_unrecognised_regimen_name_makes_the_line_count_unknown() -> None:
+    # QA case: "DA-EPOCH-R" unrecognised would otherwise drop a whole line silently.
+    known = TherapyExposure(
+        resource="MedicationStatement/p",
+        text="pembrolizumab",
+        agents=("pembrolizumab",),
+        classes=("anti_pd1",),
+        start=date(2025, 6, 1),
+    )
+    odd = TherapyExposure(
+        resource="MedicationStatement/x",
+        text="XR-EPOCH-Q",
+        start=date(2025, 1, 1),
+        anticancer=False,
+        unrecognised=True,
+    )
+    value = facts(therapies=(known, odd))("prior_lines")
+    assert value.value is None and value.reason is not None and "XR-EPOCH-Q" in value.reason
+    supportive = odd.model_copy(update={"text": "Acetaminophen 325 MG Oral Tablet"})
+    counted = facts(therapies=(known, supportive))("prior_lines")
+    assert counted.value == 1.0
+    assert any("not recognised" in (e.note or "") for e in counted.evidence)

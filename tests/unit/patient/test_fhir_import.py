@@ -992,7 +992,7 @@ def test_an_overflowing_quantity_is_refused() -> None:
     # 4000 digits parse as JSON but are infinite as a float.
     lab = _lab("751-8", 1, "10*9/L")
     lab["valueQuantity"]["value"] = int("9" * 4000)
-    with pytest.raises(FhirImportError, match="outside the plausible range|not a finite number"):
+    with pytest.raises(FhirImportError, match=r"outside the plausible range|not a finite number"):
         imported(lab)
 
 
@@ -1016,7 +1016,7 @@ def test_extreme_but_possible_values_are_accepted(
 @pytest.mark.parametrize("value", [6, -1, 1.5])
 def test_ecog_must_be_a_whole_number_from_0_to_5(value: float) -> None:
     ecog = observation("e", "89247-1", valueQuantity={"value": value})
-    with pytest.raises(FhirImportError, match="ECOG|ecog") as err:
+    with pytest.raises(FhirImportError, match=r"ECOG|ecog") as err:
         imported(ecog)
     assert err.value.where == "Observation/e.valueQuantity.value"
 
@@ -1245,3 +1245,13 @@ def test_an_unrecognised_drug_with_a_line_extension_is_anticancer_and_flagged() 
     line = {"url": "https://actnav.dev/fhir/StructureDefinition/line-of-therapy", "valuePositiveInt": 2}
     t = imported(med("m", "investigational agent XYZ-123", extension=[line])).therapies[0]
     assert (t.agents, t.line, t.anticancer, t.unrecognised) == ((), 2, True, True)
+
+
+def test_a_negative_viral_load_is_refused_not_read_as_negative() -> None:
+    # A negative amount was read as "negative" (not detected): a wrong silent value.
+    load = observation("v", "11011-4", valueQuantity={"value": -20, "unit": "[IU]/mL"})
+    with pytest.raises(FhirImportError, match="cannot be negative") as err:
+        imported(load)
+    assert err.value.where == "Observation/v.valueQuantity.value"
+    zero = observation("v", "11011-4", valueQuantity={"value": 0, "unit": "[IU]/mL"})
+    assert [(f.key, f.value) for f in imported(zero).findings] == [("hcv", "negative")]

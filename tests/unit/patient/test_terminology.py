@@ -12,7 +12,9 @@ Expected values come from the cited sources, not from the code under test:
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -25,8 +27,9 @@ from actnav.patient.models import Coding
 DATA = Path(terminology.__file__).resolve().parents[1] / "data" / "terminology"
 
 
-def _yaml(name: str) -> dict:  # type: ignore[type-arg]
-    return yaml.safe_load((DATA / name).read_text(encoding="utf-8"))
+def _yaml(name: str) -> dict[str, Any]:
+    data: dict[str, Any] = yaml.safe_load((DATA / name).read_text(encoding="utf-8"))
+    return data
 
 
 # -- plausibility bounds (labs.yaml) -------------------------------------------------------------
@@ -116,7 +119,9 @@ def test_a_longer_regimen_wins_over_the_regimen_it_contains() -> None:
     assert "daratumumab" in terminology.match_drug([], ["Dara-VRd"]).agents
 
 
-@pytest.mark.parametrize("text", ["veno-occlusive disease", "anti-PD-1", "brentuximab", "3rd line", "rice water"])
+@pytest.mark.parametrize(
+    "text", ["veno-occlusive disease", "anti-PD-1", "brentuximab", "3rd line", "rice water"]
+)
 def test_regimen_matching_needs_whole_words(text: str) -> None:
     found = terminology.match_drug([], [text])
     assert "venetoclax" not in found.agents and "daratumumab" not in found.agents
@@ -184,7 +189,7 @@ def test_negation_cues_are_data_and_compile() -> None:
     negation = terminology.diagnoses().negation
     assert negation is not None
     for pattern in (negation.before, negation.after, negation.clause_break):
-        __import__("re").compile(pattern)
+        re.compile(pattern)
 
 
 def test_refinements_name_the_concepts_they_may_refine() -> None:
@@ -192,6 +197,14 @@ def test_refinements_name_the_concepts_they_may_refine() -> None:
     refining = [t for t in (*dx.text_diseases, *dx.text_states) if t.refines]
     ids = {c.id for c in dx.concepts}
     refined = {c for t in refining for c in t.concepts}
-    assert {"primary_cns_lymphoma", "cns_involvement", "dlbcl_transformed_fl", "pmbcl", "hgbcl", "b_all", "t_all"} <= refined
+    assert {
+        "primary_cns_lymphoma",
+        "cns_involvement",
+        "dlbcl_transformed_fl",
+        "pmbcl",
+        "hgbcl",
+        "b_all",
+        "t_all",
+    } <= refined
     for t in refining:
         assert set(t.refines) <= ids | {"*"}, t.pattern
