@@ -69,7 +69,11 @@ def _mount_capabilities() -> None:
     from actnav.toxicity.cli import app as toxicity_app
     from actnav.trials.cli import app as trials_app
 
-    app.add_typer(toxicity_app, name="toxicity", help="After infusion: grade CRS and ICANS, risk scores, CTCAE, ICAHT, management and monitoring plans.")
+    app.add_typer(
+        toxicity_app,
+        name="toxicity",
+        help="After infusion: grade CRS and ICANS, risk scores, CTCAE, ICAHT, management and monitoring plans.",
+    )
     app.add_typer(trials_app, name="trials", help="Import, sync and inspect clinical trial records.")
 
 
@@ -360,7 +364,9 @@ def evaluate(
             raise InputError("not a file", where=str(bundle), hint="give the path of a FHIR Bundle")
         if out is not None and out.exists() and out.resolve() == bundle.resolve():
             raise InputError(
-                "is the input bundle; the report would overwrite it", where="--out", hint="choose another file"
+                "is the input bundle; the report would overwrite it",
+                where="--out",
+                hint="choose another file",
             )
 
         # Heavy imports (fhir.resources, pint, the knowledge base, Jinja2) only on this path.

@@ -348,6 +348,7 @@ def test_knowledge_list_names_every_product_and_indication() -> None:
 
 # --- the shipped example patient ----------------------------------------------------------------
 
+
 def test_the_example_patient_gives_an_html_report(tmp_path: Path) -> None:
     out = tmp_path / "out" / "report.html"
     done = _run_console_script("evaluate", str(EXAMPLE), "--as-of", AS_OF, "--out", str(out))
@@ -361,6 +362,7 @@ def test_the_example_patient_gives_an_html_report(tmp_path: Path) -> None:
 
 def test_the_example_patient_json_matches_the_published_schema() -> None:
     import jsonschema
+
     result = runner.invoke(cli.app, ["evaluate", str(EXAMPLE), "--as-of", AS_OF, "--format", "json"])
     assert result.exit_code == 0, result.output
     schema = json.loads((ROOT / "schemas" / "evaluation.schema.json").read_text(encoding="utf-8"))

@@ -167,9 +167,7 @@ def evaluate(
     workup = _unique(item for child in children if child.result is Result.UNKNOWN for item in child.workup)
     needs = None
     if result is Result.UNKNOWN:
-        needs = "; ".join(
-            dict.fromkeys(c.needs for c in children if c.result is Result.UNKNOWN and c.needs)
-        )
+        needs = "; ".join(dict.fromkeys(c.needs for c in children if c.result is Result.UNKNOWN and c.needs))
     return _result(
         id=node.id,
         text=node.text,

@@ -74,18 +74,25 @@ def evaluate_patient(
     # (product, disease) of every indication still possible: a pivotal trial's fitness criteria
     # are shown only beside those (JULIET is not shown for an ALL patient).
     possible = {
-        (pr.id, i.disease)
-        for pr in products
-        for i in pr.indications
-        if i.verdict is not Verdict.NOT_ELIGIBLE
+        (pr.id, i.disease) for pr in products for i in pr.indications if i.verdict is not Verdict.NOT_ELIGIBLE
     }
     fitness = [
-        _evaluate_fitness_trial(trial.id, trial.trial, trial.nct_id, trial.products,
-                                trial.criteria, facts, kb.fitness.references, workup_for,
-                                _source(trial.source, kb.fitness.references))
+        _evaluate_fitness_trial(
+            trial.id,
+            trial.trial,
+            trial.nct_id,
+            trial.products,
+            trial.criteria,
+            facts,
+            kb.fitness.references,
+            workup_for,
+            _source(trial.source, kb.fitness.references),
+        )
         for trial in kb.fitness.trials
-        if any(pid in trial.products and (not trial.diseases or disease in trial.diseases)
-               for pid, disease in possible)
+        if any(
+            pid in trial.products and (not trial.diseases or disease in trial.diseases)
+            for pid, disease in possible
+        )
     ]
     trees: list[tuple[str, CriterionResult]] = []
     for pr in products:
@@ -109,7 +116,9 @@ def evaluate_patient(
     )
 
 
-def _evaluate_product(product: Product, facts: PatientFacts, workup_for: WorkupFor, as_of: date) -> ProductResult:
+def _evaluate_product(
+    product: Product, facts: PatientFacts, workup_for: WorkupFor, as_of: date
+) -> ProductResult:
     approved = product.first_approval <= as_of
     indications = [
         _evaluate_indication(product, ind, facts, workup_for)
@@ -118,7 +127,11 @@ def _evaluate_product(product: Product, facts: PatientFacts, workup_for: WorkupF
     ]
     notes = [
         ProductNote(kind=kind, text=item.text, source=_source(item.source, product.references))
-        for kind, items in (("boxed_warning", product.boxed_warnings), ("monitoring", product.monitoring), ("rems", product.rems))
+        for kind, items in (
+            ("boxed_warning", product.boxed_warnings),
+            ("monitoring", product.monitoring),
+            ("rems", product.rems),
+        )
         for item in items
         if item.in_force(as_of)
     ]
@@ -134,7 +147,9 @@ def _evaluate_product(product: Product, facts: PatientFacts, workup_for: WorkupF
     )
 
 
-def _evaluate_indication(product: Product, ind: Indication, facts: PatientFacts, workup_for: WorkupFor) -> IndicationResult:
+def _evaluate_indication(
+    product: Product, ind: Indication, facts: PatientFacts, workup_for: WorkupFor
+) -> IndicationResult:
     trees: Iterable[Criterion] = (*ind.criteria, *ind.limitations_of_use, *product.contraindications)
     results = [evaluate(c, facts, product.references, workup_for) for c in trees]
     verdict, reasons = _verdict(results)
@@ -274,4 +289,3 @@ def _summary_lines(patient: PatientRecord, products: list[ProductResult], as_of:
     if not any(ind.verdict is not Verdict.NOT_ELIGIBLE for pr in products for ind in pr.indications):
         lines.append(f"No approved product's label fits on {as_of.isoformat()}.")
     return lines
-

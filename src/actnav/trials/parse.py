@@ -152,8 +152,8 @@ class SexRules(_Strict):
 
 class ContextRuleDef(_Strict):
     literal: str
-    category: Literal["CONDITION", "HEDGE"]
-    direction: Literal["FORWARD", "BACKWARD", "BIDIRECTIONAL"] = "BIDIRECTIONAL"
+    category: Literal["CONDITION", "HEDGE", "NEGATED_EXISTENCE"]
+    direction: Literal["FORWARD", "BACKWARD", "BIDIRECTIONAL", "PSEUDO"] = "BIDIRECTIONAL"
 
 
 class ParseRules(_Strict):
@@ -178,6 +178,7 @@ class ParseRules(_Strict):
     filler_words: tuple[str, ...]
     context_rules: tuple[ContextRuleDef, ...]
     alternative_parent_cues: tuple[str, ...]
+    disabled_default_context_rules: tuple[str, ...] = ()
 
 
 @cache
@@ -260,7 +261,7 @@ _TEMPORAL_RIGHT = re.compile(
     re.IGNORECASE,
 )
 _ENTITY_GAP = re.compile(
-    r"^(?:\s|[,:()\[\]]|\b(?:count|counts|level|levels|value|values|of|is|are|be|must|should|at|test|result|"
+    r"^(?:\s|[,:()\[\]]|\b(?:count|counts|level|levels|value|values|of|is|are|was|were|been|be|must|should|at|test|result|"
     r"concentration|measured|by|as|score|status|ps|performance|grade|the|in|serum|plasma|blood|total|absolute|"
     r"institutional|mean|calculated|estimated|using|cockcroft[-\s]*gault|formula|mdrd|ckd-?epi|echo\w*|muga|"
     r"scan|on|room|air|without|with|need|requirement|for|transfusion|support|aged?|years?|old|"
@@ -1082,12 +1083,15 @@ def _nlp() -> Language:
             ConTextRule,
         )
 
+        rules = load_rules()
         nlp = spacy.blank("en")
         nlp.add_pipe("sentencizer")
-        ctx: Any = nlp.add_pipe("medspacy_context", config={"rules": "default"})
-        ctx.add(
-            [ConTextRule(r.literal, r.category, direction=r.direction) for r in load_rules().context_rules]
-        )
+        ctx: Any = nlp.add_pipe("medspacy_context", config={"rules": None})
+        # medspaCy's default rules, less those written for clinical notes that mislead on eligibility text
+        disabled = {literal.lower() for literal in rules.disabled_default_context_rules}
+        defaults = ConTextRule.from_json(ctx.DEFAULT_RULES_FILEPATH)
+        ctx.add([r for r in defaults if r.literal.lower() not in disabled])
+        ctx.add([ConTextRule(r.literal, r.category, direction=r.direction) for r in rules.context_rules])
     return nlp
 
 
@@ -1153,6 +1157,11 @@ _NEG_CUE_BEFORE = re.compile(
 )
 _POS_CUE_AFTER = re.compile(
     r"^[\s\-:]*(?:\([^)]{0,25}\)\s*)?(?:[\w]+\s+){0,2}(?:positiv|seropositiv|reactive)", re.IGNORECASE
+)
+_TESTED_FOR = re.compile(
+    r"\b(?:test(?:ed|ing|s)?|screen(?:ed|ing)?|serolog\w*|assess(?:ed|ment)?|evaluat\w*)\s+(?:\w+\s+){0,2}?"
+    r"(?:for|of)\s+(?:\w+\s+){0,2}$",
+    re.IGNORECASE,
 )
 _NEGATION_BEFORE = re.compile(
     r"\b(?:no|not|non|without|never|neither|nor|free\s+of|absence\s+of)\b[\s-]*(?:\w+\s+){0,2}$",
@@ -1226,14 +1235,32 @@ _STUDY_PART = re.compile(
     re.IGNORECASE,
 )
 _NOTE = re.compile(r"\bnote\s*:", re.IGNORECASE)
+_HEADS_WHAT_FOLLOWS = re.compile(r"[^:;.()]{0,40}:")
+
+
+def _study_part(text: str, typed: list[_Part]) -> bool:
+    """A typed value that holds for one part of the study: "ECOG <= 2 in Phase 1 and <= 1 in Phase 2",
+    "Measurable disease (phase II)", "For Phase I: ...". A heading such as "Phase I and Phase II Cohort 1:"
+    scopes only what follows it."""
+    for m in _STUDY_PART.finditer(text):
+        if _HEADS_WHAT_FOLLOWS.match(text, m.end()):
+            if any(p.start >= m.end() for p in typed):
+                return True
+        else:
+            return True
+    return False
 
 
 def _tautology(typed: list[_Part]) -> bool:
-    """Alternatives that admit every value of one fact ("creatinine <= 1.5 x ULN or > 1.5 x ULN, but ...")."""
-    leaves = [leaf for p in typed for leaf in p.leaves if isinstance(leaf.value, (int, float))]
-    for a in leaves:
-        for b in leaves:
-            if a.fact == b.fact and a.op in ("le", "lt") and b.op in ("ge", "gt"):
+    """Alternatives that admit every value of one fact ("creatinine <= 1.5 x ULN or > 1.5 x ULN, but ...");
+    the two bounds of one range ("age 2 to 60") are not alternatives."""
+    leaves = [
+        (k, leaf) for k, p in enumerate(typed) for leaf in p.leaves if isinstance(leaf.value, (int, float))
+    ]
+    for ka, a in leaves:
+        for kb, b in leaves:
+            same_range = ka == kb and typed[ka].combine == "all"
+            if not same_range and a.fact == b.fact and a.op in ("le", "lt") and b.op in ("ge", "gt"):
                 assert isinstance(a.value, (int, float)) and isinstance(b.value, (int, float))
                 if b.value <= a.value:
                     return True
@@ -1300,6 +1327,12 @@ def _concept_parts(text: str, section: str) -> list[_Part]:
         non = re.search(r"\bnon-?\s*$", text[max(0, s - 5) : s], re.IGNORECASE)
         if non is not None:
             s -= len(non.group(0))  # the part covers "non-pregnant"
+        if (
+            rule.id in ("hiv", "hbv", "hcv", "pregnant")
+            and absent_cue is None
+            and _TESTED_FOR.search(text[max(0, s - 40) : s])
+        ):
+            continue  # "must be tested for HIV": a work-up requirement, not a status
         if rule.id == "pregnant" and _TEST_ONLY.search(text[s : e + 12]) and absent_cue is None:
             continue
         if (
@@ -1345,7 +1378,14 @@ def _therapy_parts(text: str, section: str, thresholds: list[Threshold]) -> list
             absent = _Leaf(rule.fact, "has_none", rule.code)
             if window:
                 th = window[0]
-                if rule.fact == "prior_transplant" and th.op in ("le", "lt") and th.value2 is None:
+                between = text[min(e, th.span[1]) : max(s, th.span[0])]
+                about_other = _OTHER_EVENT.search(between) is not None
+                if (
+                    rule.fact == "prior_transplant"
+                    and th.op in ("le", "lt")
+                    and th.value2 is None
+                    and not about_other
+                ):
                     months = to_canonical(th.value, th.unit or "mo", "mo")
                     fact = f"months_since_{rule.code}_transplant"
                     if months is not None:
@@ -1374,6 +1414,14 @@ def _therapy_parts(text: str, section: str, thresholds: list[Threshold]) -> list
                 _Part(start=s, end=e, kind="therapy", leaves=[present], negatable=True, absent=[absent])
             )
     return parts
+
+
+# "allogeneic transplant, GVHD occurred within 6 months", "relapsed within 6 months after transplant":
+# the time window belongs to another event, not to the transplant
+_OTHER_EVENT = re.compile(
+    r"\b(?:gvhd|graft|occurr\w*|develop\w*|diagnos\w*|relaps\w*|progress\w*|recurr\w*|toxicit\w*)\b",
+    re.IGNORECASE,
+)
 
 
 def _gap(a: tuple[int, int], b: tuple[int, int]) -> int:
@@ -1831,10 +1879,25 @@ def _parse(ct: CriterionText, prefix: str) -> ParsedCriterion:
             if part.kind == "washout":
                 # "no chemotherapy or radiotherapy within 4 weeks": neither (not any = all not)
                 part.combine = "all" if part.combine == "any" else "any"
+
         if mod.conditional and part.leaves:
             conditional.extend(mod.conditional)
         if part.conditional:
             conditional.append(part.note or f"{part.kind} qualified")
+    sex_parts = [p for p in typed if p.kind == "sex"]
+    if section == "exclusion" and sex_parts and (len(sex_parts) < len(typed) or _leftover(text, parts)):
+        # "Women who are pregnant or breastfeeding": the sex names who the exclusion is about; as an
+        # alternative of its own it would exclude every woman
+        others = [leaf.fact for p in typed if p.kind != "sex" for leaf in p.leaves]
+        if others and all(f in ("pregnant", "breastfeeding") for f in others):
+            typed = [p for p in typed if p.kind != "sex"]
+            parts = [p for p in parts if p.kind != "sex"]
+        else:
+            conditional.append("an exclusion qualified by sex")
+    if section == "exclusion" and any(p.absent and p.leaves == p.absent for p in parts):
+        # "Patients must not have received chemotherapy within 4 weeks", "No known brain metastases",
+        # "Negative pregnancy test" listed as exclusions: read literally they exclude the patients they admit
+        conditional.append("negated requirement in the exclusion list")
     # "Not pregnant or nursing": a negation in front of a list covers every member of the list
     ordered = sorted(parts, key=lambda p: p.start)
     for prev, part in itertools.pairwise(ordered):
@@ -1874,12 +1937,14 @@ def _parse(ct: CriterionText, prefix: str) -> ParsedCriterion:
     if _DONOR_SUBJECT.search(text):
         conditional.append("about the donor, not the patient")
     note_at = _NOTE.search(text)
-    if _STUDY_PART.search(text) or (note_at is not None and any(p.end > note_at.start() for p in typed)):
+    if _study_part(text, typed) or (note_at is not None and any(p.end > note_at.start() for p in typed)):
         conditional.append("applies to one part of the study (cohort, phase, arm), or read in a note")
     if (
         section == "exclusion" or re.search(r"\bor\b", _between_parts(text, typed), re.IGNORECASE)
     ) and _tautology(typed):
         conditional.append("alternatives cover every value: the text must say more")
+    if section == "inclusion" and _mixed_or(text, typed):
+        conditional.append("'or' joins some typed parts and not others: the grouping is unclear")
     if _WOCBP.search(text) and any(
         leaf.fact not in ("pregnant", "breastfeeding") for p in typed for leaf in p.leaves
     ):
@@ -1981,6 +2046,18 @@ def _parse(ct: CriterionText, prefix: str) -> ParsedCriterion:
         leaves=tuple(spans),
         notes=tuple(notes_all),
     )
+
+
+def _mixed_or(text: str, parts: list[_Part]) -> bool:
+    """Typed parts joined by "or" in one place and not in another ("ALL beyond 2nd remission or relapsed,
+    age 2 to 60"): any_of over all of them would admit patients the text does not."""
+    ordered = sorted(parts, key=lambda p: p.start)
+    gaps = [text[a.end : b.start] for a, b in itertools.pairwise(ordered) if b.start >= a.end]
+    if not any(p.kind in ("threshold", "washout", "performance", "transplant_window") for p in parts):
+        # "HIV, hepatitis B, or hepatitis C": the commas of a list of conditions take the list's "or"
+        gaps = [g for g in gaps if not re.fullmatch(r"[\s,;/]*", g)]
+    with_or = [bool(re.search(r"\bor\b", g, re.IGNORECASE)) for g in gaps]
+    return any(with_or) and not all(with_or)
 
 
 def _between_parts(text: str, parts: list[_Part]) -> str:

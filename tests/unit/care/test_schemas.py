@@ -33,7 +33,9 @@ def test_the_script_publishes_the_evaluation_and_product_schemas(generated: dict
     assert names == ["evaluation.schema.json", "product.schema.json", "toxicity-input.schema.json"]
 
 
-@pytest.mark.parametrize("name", ["evaluation.schema.json", "product.schema.json", "toxicity-input.schema.json"])
+@pytest.mark.parametrize(
+    "name", ["evaluation.schema.json", "product.schema.json", "toxicity-input.schema.json"]
+)
 def test_committed_schema_equals_the_generated_one(generated: dict[Path, str], name: str) -> None:
     path = ROOT / "schemas" / name
     assert path.is_file(), f"schemas/{name} is missing: {FIX}"

@@ -106,3 +106,55 @@ def test_key_and_caps_headings() -> None:
         ("inclusion", "LVEF ≥ 50%"),
         ("exclusion", "Prior CAR-T therapy"),
     ]
+
+
+# NCT00003005 (legacy PDQ text, ClinicalTrials.gov): headings and fields run on in one paragraph
+PDQ_PARAGRAPH = """
+        DISEASE CHARACTERISTICS: TdT positive acute lymphocytic leukemia or blastic chronic
+        myelogenous leukemia Failed at least one standard treatment
+
+        PATIENT CHARACTERISTICS: Age: 18 and over Performance status: Karnofsky greater than 70%
+        Life expectancy: At least 3 months Hematopoietic: Not specified Hepatic: Bilirubin no
+        greater than 2.0 mg/dL Transaminases no greater than 2.5 times normal Renal: Creatinine no
+        greater than 1.5 mg/dL Creatinine clearance greater than 60 mL/min Cardiovascular: Ejection
+        fraction greater than 40% Other: Not pregnant or nursing No serious concurrent illness
+
+        PRIOR CONCURRENT THERAPY: Biologic therapy: Not specified Chemotherapy: At least 3 weeks
+        since chemotherapy No concurrent chemotherapy Endocrine therapy: Not specified
+"""
+
+# NCT00379080 (legacy text, ClinicalTrials.gov): a list headed only "Criteria:"
+CRITERIA_ONLY = """
+        Criteria:
+
+          -  Histologically confirmed glioblastoma:
+
+               -  Progressive or recurrent disease after prior radiotherapy (with or without
+                  chemotherapy)
+
+          -  Karnofsky performance status 60-100%
+
+          -  Absolute neutrophil count >= 1,500/mm^3
+"""
+
+
+def test_pdq_paragraph_split_by_field() -> None:
+    cts = split_criteria(PDQ_PARAGRAPH)
+    assert all(c.section == "inclusion" for c in cts)
+    texts = [c.text for c in cts]
+    assert texts[0].startswith("TdT positive acute lymphocytic leukemia")
+    assert "Age: 18 and over" in texts
+    assert "Performance status: Karnofsky greater than 70%" in texts
+    assert "Life expectancy: At least 3 months" in texts
+    assert "Renal: Creatinine no greater than 1.5 mg/dL Creatinine clearance greater than 60 mL/min" in texts
+    assert "Chemotherapy: At least 3 weeks since chemotherapy No concurrent chemotherapy" in texts
+    age = next(c for c in cts if c.text == "Age: 18 and over")
+    assert age.heading == "PATIENT CHARACTERISTICS"
+    assert PDQ_PARAGRAPH[age.span[0] : age.span[1]] == "Age: 18 and over"
+
+
+def test_criteria_heading_alone_is_inclusion() -> None:
+    cts = split_criteria(CRITERIA_ONLY)
+    assert [c.section for c in cts] == ["inclusion"] * 3
+    assert cts[0].parent == "Histologically confirmed glioblastoma:"
+    assert cts[-1].text == "Absolute neutrophil count >= 1,500/mm^3"
