@@ -6,15 +6,23 @@ Condition or Risk event and has a numeric ``Eq-Value`` is one threshold (entity,
 unit). Temporal windows ("within 3 months": role Temporality), durations, counts, stages and doses
 are other roles and are out of scope (documented in docs/trial-parsing.md).
 
+Gold reading: the unit is the text from the value to the last unit part ("<11 g/dL" is annotated
+Unit "g" + Unit2 "dL"); numbers drop thousands separators ("12,000") but read a decimal comma as one
+("18,5" is 18.5).
+
 Prediction: :func:`actnav.trials.parse.find_thresholds` on each line of the document text,
-leaving out comparisons it marks temporal.
+leaving out comparisons it marks temporal; one prediction per entity ("ALT and AST <= 2.5 x ULN" is
+two thresholds sharing one comparison, as in the gold).
 
 Matching rule (one-to-one, greedy in text order): a predicted threshold matches a gold one when
 (1) their comparison spans overlap, (2) the comparators agree (≥ GTEQ, ≤ LTEQ, > GT, < LT,
-= EQ, range BETWEEN; a gold comparison without an operator counts as EQ), (3) the values agree
-(the pair of bounds for a range, in any order; numbers compared after removing thousands
-separators, within 1e-6 relative), and (4) when both sides have a recognised unit, the units are
-commensurable (pint). The strict variant also requires the entity spans to overlap.
+= EQ, range BETWEEN; a gold comparison without an operator counts as EQ; a list such as "0 or 1" is
+EQ with several values), (3) the values agree (the pair of bounds for a range, in any order; a
+prediction with several values, a list or a blood-pressure pair, has the gold's set of values;
+otherwise the first gold value; within 1e-6 relative), and (4) when both sides have a recognised
+unit, the units are commensurable (pint). The strict variant also requires the entity spans to
+overlap. False positives that fall on a gold comparison outside the gold set (unlinked, or in
+another role) are counted by kind for the error analysis; they stay false positives.
 
 Usage: python benchmarks/bench_parse_lct.py [PATH] [--errors N]
 """

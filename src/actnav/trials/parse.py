@@ -407,7 +407,8 @@ class Threshold:
 
     Attributes:
         op: ge, le, gt, lt, eq, or between (``value`` .. ``value2``).
-        value / value2: numbers as written (commas removed; number words read).
+        value / value2: numbers as written (thousands commas removed, decimal commas read, number
+            words read).
         unit: UCUM code of the unit as written (None when absent or not recognised).
         unit_text: the unit as written.
         span: characters of the comparison (comparator, values, unit) in the text.
@@ -416,6 +417,9 @@ class Threshold:
         entity_text: the words naming the entity (the nearest noun phrase when no fact is known).
         temporal: a time window or duration ("within 4 weeks", "at least 28 days since").
         extra_entities: further facts sharing the threshold ("ALT and AST ≤ 2.5 x ULN").
+        values: every value: one for a plain comparison, the bounds of a range, the members of a
+            list (op eq: "0 or 1" is one of them), or a blood-pressure pair under one comparator
+            ("< 140/90": systolic, diastolic).
     """
 
     op: Cmp
