@@ -32,8 +32,6 @@ import os
 import re
 import sys
 import tempfile
-import traceback
-from collections.abc import Callable
 from datetime import date
 from enum import StrEnum
 from pathlib import Path
@@ -41,12 +39,12 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from actnav.errors import EXIT_INTERNAL, ActnavError, InputError
+from actnav.clikit import guard as _guard
+from actnav.errors import InputError
 
 if TYPE_CHECKING:
     from actnav.trials.geo import GeoPoint
 
-DEBUG_ENV = "ACTNAV_DEBUG"
 
 app = typer.Typer(
     name="actnav",
@@ -151,44 +149,6 @@ def resolve_format(fmt: OutputFormat | None, out: Path | None) -> OutputFormat:
             param_hint="'--format'",
         )
     return found
-
-
-def _debug() -> bool:
-    return os.environ.get(DEBUG_ENV, "").strip().lower() in {"1", "true", "yes", "on"}
-
-
-def _one_line(text: str) -> str:
-    return " ".join(text.split())
-
-
-def _guard(action: Callable[[], None]) -> None:
-    """Run a command body, turning every failure into one line on stderr and an exit code."""
-    try:
-        action()
-    except (typer.Exit, typer.Abort, typer.TyperException):
-        raise  # usage errors and deliberate exits: Typer prints them (exit 2 for usage)
-    except ActnavError as err:
-        if _debug():
-            traceback.print_exc()
-        typer.echo(f"actnav: error: {_one_line(str(err))}", err=True)
-        raise typer.Exit(err.exit_code) from None
-    except BrokenPipeError:
-        # The reader went away (``actnav knowledge list | head``): stop quietly. Point stdout at
-        # devnull so the interpreter's final flush does not raise a second time.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        raise typer.Exit(0) from None
-    except KeyboardInterrupt:
-        typer.echo("actnav: interrupted", err=True)
-        raise typer.Exit(130) from None
-    except Exception as exc:
-        if _debug():
-            raise
-        typer.echo(
-            f"actnav: internal error: {type(exc).__name__}: {_one_line(str(exc))} (please report)",
-            err=True,
-        )
-        raise typer.Exit(EXIT_INTERNAL) from None
 
 
 def write_atomic(path: Path, text: str) -> None:

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from actnav import cli
+from actnav import cli, clikit
 from actnav.care.report import schema_json
 from actnav.eligibility.engine import CriterionResult, Result, SourceInfo
 from actnav.eligibility.report_model import (
@@ -241,7 +241,7 @@ def _broken_loader(exc: Exception) -> types.ModuleType:
 
 
 def test_an_unexpected_exception_is_one_line_and_exit_1(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv(cli.DEBUG_ENV, raising=False)
+    monkeypatch.delenv(clikit.DEBUG_ENV, raising=False)
     monkeypatch.setitem(sys.modules, "actnav.knowledge.loader", _broken_loader(RuntimeError("boom\nagain")))
     result = runner.invoke(cli.app, ["knowledge", "list"])
     assert result.exit_code == 1
@@ -250,7 +250,7 @@ def test_an_unexpected_exception_is_one_line_and_exit_1(monkeypatch: pytest.Monk
 
 def test_actnav_debug_lets_the_traceback_through(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "actnav.knowledge.loader", _broken_loader(RuntimeError("boom")))
-    result = runner.invoke(cli.app, ["knowledge", "list"], env={cli.DEBUG_ENV: "1"})
+    result = runner.invoke(cli.app, ["knowledge", "list"], env={clikit.DEBUG_ENV: "1"})
     assert isinstance(result.exception, RuntimeError)
 
 

@@ -20,16 +20,15 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import sys
-import traceback
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from actnav.errors import EXIT_BAD_INPUT, EXIT_INTERNAL, ActnavError
+from actnav.clikit import guard
+from actnav.errors import EXIT_BAD_INPUT
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
@@ -60,37 +59,7 @@ DatabaseUrl = Annotated[
 MAX_CHANGES_SHOWN = 50
 
 
-def _debug() -> bool:
-    return os.environ.get("ACTNAV_DEBUG", "").strip().lower() in {"1", "true", "yes", "on"}
-
-
-def _run(action: Callable[[], None]) -> None:
-    """Run a command body: errors become one line on stderr and an exit code, never a traceback."""
-    try:
-        action()
-    except (typer.Exit, typer.Abort, typer.BadParameter):
-        raise
-    except ActnavError as err:
-        if _debug():
-            traceback.print_exc()
-        typer.echo(f"actnav: error: {' '.join(str(err).split())}", err=True)
-        raise typer.Exit(err.exit_code) from None
-    except KeyboardInterrupt:
-        typer.echo("actnav: interrupted", err=True)
-        raise typer.Exit(130) from None
-    except BrokenPipeError:
-        # The reader went away (``actnav trials list | head``): stop quietly.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        raise typer.Exit(0) from None
-    except Exception as exc:
-        if _debug():
-            raise
-        typer.echo(
-            f"actnav: internal error: {type(exc).__name__}: {' '.join(str(exc).split())} (please report)",
-            err=True,
-        )
-        raise typer.Exit(EXIT_INTERNAL) from None
+_run = guard  # the shared error guard (actnav.clikit)
 
 
 def _engine(database_url: str | None) -> Engine:
