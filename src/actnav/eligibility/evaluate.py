@@ -235,6 +235,11 @@ def _workup(trees: list[tuple[str, CriterionResult]], kb: Knowledge) -> list[Wor
                 criterion = path if node is tree else f"{path}/{node.id}"
                 if criterion not in settles[item]:
                     settles[item].append(criterion)
+    return workup_items(settles, kb)
+
+
+def workup_items(settles: dict[str, list[str]], kb: Knowledge) -> list[WorkupItemResult]:
+    """Work-up items (by id) with the criteria each settles, in the catalogue's step order."""
     order = list(kb.workup.steps)
     items: list[WorkupItemResult] = []
     item_order = [w.id for w in kb.workup.items]
@@ -251,6 +256,11 @@ def _workup(trees: list[tuple[str, CriterionResult]], kb: Knowledge) -> list[Wor
         )
     items.sort(key=lambda i: (order.index(i.step), item_order.index(i.id)))  # type: ignore[arg-type]
     return items
+
+
+def unknown_leaves(node: CriterionResult) -> list[CriterionResult]:
+    """The unknown leaves under an unknown result (what the work-up must settle)."""
+    return _unknown_leaves(node)
 
 
 def _unknown_leaves(node: CriterionResult) -> list[CriterionResult]:

@@ -49,6 +49,7 @@ import numpy as np
 import numpy.typing as npt
 
 from actnav.eligibility.engine import REVIEW_PREFIX, CriterionResult, Result, evaluate, leaf_result
+from actnav.eligibility.evaluate import unknown_leaves, workup_items
 from actnav.eligibility.facts import PatientFacts
 from actnav.eligibility.report_model import (
     SiteResult,
@@ -503,35 +504,12 @@ def _site_result(site: SiteDistance | None) -> SiteResult | None:
 def _workup(rows: Sequence[TrialCriterionResult], kb: Knowledge) -> list[WorkupItemResult]:
     settles: dict[str, list[str]] = {}
     for row in rows:
-        for leaf in _unknown_leaves(row.result):
+        for leaf in unknown_leaves(row.result):
             for item in leaf.workup:
                 ids = settles.setdefault(item, [])
                 if row.result.id not in ids:
                     ids.append(row.result.id)
-    steps = list(kb.workup.steps)
-    order = [w.id for w in kb.workup.items]
-    items = []
-    for item_id, ids in settles.items():
-        entry = kb.workup_item(item_id)
-        items.append(
-            WorkupItemResult(
-                id=entry.id,
-                step=entry.step,
-                step_name=kb.workup.steps[entry.step],
-                text=entry.text,
-                settles=ids,
-            )
-        )
-    items.sort(key=lambda i: (steps.index(i.step), order.index(i.id)))  # type: ignore[arg-type]
-    return items
-
-
-def _unknown_leaves(node: CriterionResult) -> list[CriterionResult]:
-    if node.result is not Result.UNKNOWN:
-        return []
-    if not node.children:
-        return [node]
-    return [leaf for child in node.children for leaf in _unknown_leaves(child)]
+    return workup_items(settles, kb)
 
 
 # --------------------------------------------------------------------------------------------
