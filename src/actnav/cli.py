@@ -100,6 +100,28 @@ SUFFIX_FORMATS: dict[str, OutputFormat] = {
     ".txt": OutputFormat.TEXT,
 }
 
+# Options shared by the commands that write a report (evaluate, match).
+FormatOption = Annotated[
+    OutputFormat | None,
+    typer.Option(
+        "--format",
+        "-f",
+        case_sensitive=False,
+        help="Output format. Default: from the --out suffix, else text.",
+        show_default=False,
+    ),
+]
+OutOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--out",
+        "-o",
+        dir_okay=False,
+        help="Write the output to this file (atomically) and print a summary.",
+        show_default=False,
+    ),
+]
+
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
@@ -278,26 +300,8 @@ def evaluate(
             show_default=False,
         ),
     ] = None,
-    fmt: Annotated[
-        OutputFormat | None,
-        typer.Option(
-            "--format",
-            "-f",
-            case_sensitive=False,
-            help="Report format. Default: from the --out suffix, else text.",
-            show_default=False,
-        ),
-    ] = None,
-    out: Annotated[
-        Path | None,
-        typer.Option(
-            "--out",
-            "-o",
-            dir_okay=False,
-            help="Write the report to this file (atomically) and print a summary.",
-            show_default=False,
-        ),
-    ] = None,
+    fmt: FormatOption = None,
+    out: OutOption = None,
     near: NearOption = None,
     trials: Annotated[
         bool,
@@ -406,26 +410,8 @@ def match(
         bool, typer.Option("--all-trials", help="Include trials that are not adoptive cell therapy.")
     ] = False,
     database_url: DatabaseUrlOption = None,
-    fmt: Annotated[
-        OutputFormat | None,
-        typer.Option(
-            "--format",
-            "-f",
-            case_sensitive=False,
-            help="Output format. Default: from the --out suffix, else text.",
-            show_default=False,
-        ),
-    ] = None,
-    out: Annotated[
-        Path | None,
-        typer.Option(
-            "--out",
-            "-o",
-            dir_okay=False,
-            help="Write the result to this file (atomically) and print a summary.",
-            show_default=False,
-        ),
-    ] = None,
+    fmt: FormatOption = None,
+    out: OutOption = None,
     limit: Annotated[
         int, typer.Option("--limit", min=1, metavar="N", help="Show the N best-ranked trials.")
     ] = 20,
