@@ -210,8 +210,10 @@ def _because(result: CriterionResult) -> str:
     for ev in result.evidence[:3]:
         if ev.value is None:
             continue
-        text = f"{ev.value}" + (f" {ev.unit}" if ev.unit else "")
-        parts.append(text)
+        value = str(ev.value)
+        if len(value) > 80:  # a long diagnosis text: the criterion below shows it whole
+            value = value[:79].rstrip() + "…"
+        parts.append(value + (f" {ev.unit}" if ev.unit else ""))
     return f" (found: {'; '.join(parts)})" if parts else ""
 
 
