@@ -100,7 +100,11 @@ SUFFIX_FORMATS: dict[str, OutputFormat] = {
     ".txt": OutputFormat.TEXT,
 }
 
-# Options shared by the commands that write a report (evaluate, match).
+# Options shared by the commands that read a patient and write a report (evaluate, match).
+BundleArgument = Annotated[
+    Path,
+    typer.Argument(help="FHIR R4 Bundle (JSON) holding one patient.", metavar="BUNDLE", show_default=False),
+]
 FormatOption = Annotated[
     OutputFormat | None,
     typer.Option(
@@ -144,6 +148,18 @@ def parse_as_of(value: str) -> date:
         return date.fromisoformat(text)
     except ValueError as exc:
         raise typer.BadParameter(f"{value!r} is not a valid date ({exc}).") from exc
+
+
+AsOfOption = Annotated[
+    date | None,
+    typer.Option(
+        "--as-of",
+        parser=parse_as_of,
+        metavar="YYYY-MM-DD",
+        help="Evaluation date (labels in force, ages, result freshness). Default: today.",
+        show_default=False,
+    ),
+]
 
 
 def resolve_format(fmt: OutputFormat | None, out: Path | None) -> OutputFormat:
@@ -284,22 +300,8 @@ def _modality(value: str | None) -> str | None:
 
 @app.command()
 def evaluate(
-    bundle: Annotated[
-        Path,
-        typer.Argument(
-            help="FHIR R4 Bundle (JSON) holding one patient.", metavar="BUNDLE", show_default=False
-        ),
-    ],
-    as_of: Annotated[
-        date | None,
-        typer.Option(
-            "--as-of",
-            parser=parse_as_of,
-            metavar="YYYY-MM-DD",
-            help="Evaluation date (labels in force, ages, result freshness). Default: today.",
-            show_default=False,
-        ),
-    ] = None,
+    bundle: BundleArgument,
+    as_of: AsOfOption = None,
     fmt: FormatOption = None,
     out: OutOption = None,
     near: NearOption = None,
@@ -366,22 +368,8 @@ def evaluate(
 
 @app.command()
 def match(
-    bundle: Annotated[
-        Path,
-        typer.Argument(
-            help="FHIR R4 Bundle (JSON) holding one patient.", metavar="BUNDLE", show_default=False
-        ),
-    ],
-    as_of: Annotated[
-        date | None,
-        typer.Option(
-            "--as-of",
-            parser=parse_as_of,
-            metavar="YYYY-MM-DD",
-            help="Evaluation date (ages, result freshness). Default: today.",
-            show_default=False,
-        ),
-    ] = None,
+    bundle: BundleArgument,
+    as_of: AsOfOption = None,
     near: NearOption = None,
     radius_km: Annotated[
         float | None,

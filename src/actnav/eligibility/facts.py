@@ -281,10 +281,9 @@ class DiagnosisSpecificity(BaseModel):
 @cache
 def diagnosis_specificity() -> dict[str, str]:
     """Unspecific diagnosis concepts -> why their subtypes stay possible (raises DataFileError)."""
-    from actnav.knowledge.loader import data_root, parse_file, read_yaml
+    from actnav.knowledge.loader import load_data
 
-    name = "rules/diagnosis-specificity.yaml"
-    return parse_file(DiagnosisSpecificity, read_yaml(data_root() / name, name), name).unspecified
+    return load_data(DiagnosisSpecificity, "rules/diagnosis-specificity.yaml").unspecified
 
 
 @resolver("relapsed_or_refractory")

@@ -105,6 +105,18 @@ def _write_cache(path: Path, data: Any) -> None:
         pass  # read-only or full disk: the cache is an optimisation only
 
 
+def load_data(model: type[M], name: str) -> M:
+    """Read and validate one packaged data file, ``name`` relative to ``actnav/data``.
+
+    Raises:
+        DataFileError: the file is unreadable or fails ``model`` (naming file, rule and field).
+    """
+    path = data_root()
+    for part in name.split("/"):
+        path = path / part
+    return parse_file(model, read_yaml(path, name), name)
+
+
 def parse_file(model: type[M], data: Any, name: str) -> M:
     """Validate parsed data against ``model``; errors name the file, rule id and field."""
     try:

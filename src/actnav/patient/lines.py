@@ -35,10 +35,9 @@ class LineRule(BaseModel):
 @cache
 def line_rule() -> LineRule:
     """Load the packaged line-counting rule once (raises DataFileError when invalid)."""
-    from actnav.knowledge.loader import data_root, parse_file, read_yaml
+    from actnav.knowledge.loader import load_data
 
-    path = data_root() / "rules" / "lines-of-therapy.yaml"
-    return parse_file(LineRule, read_yaml(path, "rules/lines-of-therapy.yaml"), "rules/lines-of-therapy.yaml")
+    return load_data(LineRule, "rules/lines-of-therapy.yaml")
 
 
 @dataclass

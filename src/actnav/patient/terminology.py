@@ -566,10 +566,9 @@ def _norm_code(system: str, code: str) -> str:
 
 
 def _load(model: type[M], name: str) -> M:
-    from actnav.knowledge.loader import data_root, parse_file, read_yaml
+    from actnav.knowledge.loader import load_data
 
-    label = f"terminology/{name}"
-    return parse_file(model, read_yaml(data_root() / "terminology" / name, label), label)
+    return load_data(model, f"terminology/{name}")
 
 
 @cache

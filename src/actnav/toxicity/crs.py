@@ -31,7 +31,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from actnav.knowledge.loader import data_root, parse_file, read_yaml
+from actnav.knowledge.loader import load_data
 from actnav.knowledge.models import SourceRef
 from actnav.toxicity.models import (
     Assessment,
@@ -251,7 +251,7 @@ def load_crs_table() -> CrsTable:
     Raises:
         DataFileError: the file is unreadable or invalid (names the file, row id and field).
     """
-    return parse_file(CrsTable, read_yaml(data_root() / CRS_FILE, CRS_FILE), CRS_FILE)
+    return load_data(CrsTable, CRS_FILE)
 
 
 def vasopressor_id(name: str) -> str | None:

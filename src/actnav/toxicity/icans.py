@@ -27,7 +27,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from actnav.knowledge.loader import data_root, parse_file, read_yaml
+from actnav.knowledge.loader import load_data
 from actnav.knowledge.models import SourceRef
 from actnav.toxicity.ice import ScoreBand, check_bands, load_ice_table
 from actnav.toxicity.models import (
@@ -190,7 +190,7 @@ def load_icans_table() -> IcansTable:
     Raises:
         DataFileError: the file is unreadable or invalid (names the file, row id and field).
     """
-    return parse_file(IcansTable, read_yaml(data_root() / ICANS_FILE, ICANS_FILE), ICANS_FILE)
+    return load_data(IcansTable, ICANS_FILE)
 
 
 @cache
@@ -200,7 +200,7 @@ def load_capd_table() -> CapdTable:
     Raises:
         DataFileError: the file is unreadable or invalid (names the file, row id and field).
     """
-    return parse_file(CapdTable, read_yaml(data_root() / CAPD_FILE, CAPD_FILE), CAPD_FILE)
+    return load_data(CapdTable, CAPD_FILE)
 
 
 def capd_problem(score: int) -> str | None:

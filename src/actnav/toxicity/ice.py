@@ -15,7 +15,7 @@ from functools import cache
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from actnav.errors import InputError
-from actnav.knowledge.loader import data_root, parse_file, read_yaml
+from actnav.knowledge.loader import load_data
 from actnav.knowledge.models import SourceRef
 from actnav.toxicity.models import GradingTableFile
 
@@ -109,7 +109,7 @@ def load_ice_table() -> IceTable:
     Raises:
         DataFileError: the file is unreadable or invalid (names the file, row id and field).
     """
-    return parse_file(IceTable, read_yaml(data_root() / ICE_FILE, ICE_FILE), ICE_FILE)
+    return load_data(IceTable, ICE_FILE)
 
 
 def item_problem(item_id: str, points: int) -> str | None:

@@ -32,7 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from actnav.eligibility.engine import SourceInfo, source_info
 from actnav.errors import DataFileError, InputError, UnitError
-from actnav.knowledge.loader import data_root, parse_file, read_yaml
+from actnav.knowledge.loader import load_data
 from actnav.knowledge.models import Reference, SourceRef
 
 # ---------------------------------------------------------------------------------------------
@@ -108,7 +108,7 @@ def load_data_file(model: type[M], name: str) -> M:
         DataFileError: the file is unreadable, fails its schema, or cites an undeclared reference.
     """
     label = f"toxicity/{name}"
-    parsed = parse_file(model, read_yaml(data_root() / "toxicity" / name, label), label)
+    parsed = load_data(model, label)
     for where, source in iter_sources(parsed):
         if source.ref not in parsed.references:
             raise DataFileError(f"unknown reference {source.ref!r}", where=f"{label}: {where}.ref")

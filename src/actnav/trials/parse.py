@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from actnav.knowledge.loader import data_root, parse_file, read_yaml
+from actnav.knowledge.loader import data_root, load_data, parse_file, read_yaml
 from actnav.knowledge.models import Criterion, FactCatalogue, Operator, Reference, Scalar, SourceRef
 from actnav.trials.criteria_text import CriterionText
 
@@ -188,8 +188,7 @@ def load_rules() -> ParseRules:
     Raises:
         DataFileError: the file is unreadable or fails its schema.
     """
-    name = "trials/parse-rules.yaml"
-    return parse_file(ParseRules, read_yaml(data_root() / "trials" / "parse-rules.yaml", name), name)
+    return load_data(ParseRules, "trials/parse-rules.yaml")
 
 
 @cache
