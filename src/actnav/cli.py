@@ -74,6 +74,12 @@ def _mount_capabilities() -> None:
     )
     app.add_typer(trials_app, name="trials", help="Import, sync and inspect clinical trial records.")
 
+    from actnav.web.cli import patients_app, serve, users_app
+
+    app.command("serve")(serve)
+    app.add_typer(users_app, name="users", help="Accounts of the web application.")
+    app.add_typer(patients_app, name="patients", help="Patients stored for the web application.")
+
 
 _mount_capabilities()
 

@@ -131,16 +131,18 @@ def render_json(ev: Evaluation) -> str:
     return ev.model_dump_json(indent=2)
 
 
-def render_html(ev: Evaluation) -> str:
+def render_html(ev: Evaluation, *, app_header: Markup | None = None) -> str:
     """The full report as one self-contained HTML page for the care team.
 
     Args:
         ev: the evaluation to render.
+        app_header: markup placed first in the body (the web application's navigation bar);
+            None for the standalone report.
 
     Returns:
-        An HTML5 document with inline CSS and no external assets.
+        An HTML5 document with inline CSS and no external assets (the header may link some).
     """
-    return _environment().get_template("report.html.j2").render(_context(ev))
+    return _environment().get_template("report.html.j2").render({**_context(ev), "app_header": app_header})
 
 
 def render_text(ev: Evaluation) -> str:

@@ -167,28 +167,48 @@ def read_bundle(path: Path, *, as_of: dt.date) -> PatientRecord:
     """
     try:
         raw = path.read_bytes()
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise InputError(f"cannot read the bundle file ({reason})", where="input file") from exc
+    return patient_from_bundle(parse_bundle_json(raw), as_of=as_of)
+
+
+def parse_bundle_json(raw: bytes, *, where: str = "input file") -> object:
+    """Decode bundle bytes (UTF-8 JSON, optionally gzip-compressed) into the parsed document.
+
+    Args:
+        raw: the bytes as read from a file or an upload; gzip is recognised by its magic bytes.
+        where: how error messages name the input (a file, an upload field).
+
+    Returns:
+        The ``json.loads`` document (not yet checked to be a Bundle).
+
+    Raises:
+        InputError: cannot be decompressed or is not UTF-8.
+        FhirImportError: invalid JSON (with line and column), NaN/Infinity, an over-long number or
+            nesting deeper than actnav reads.
+    """
+    try:
         if raw[:2] == b"\x1f\x8b":
             raw = gzip.decompress(raw)
         text = raw.decode("utf-8-sig")
-    except OSError as exc:  # includes gzip.BadGzipFile
-        reason = exc.strerror or type(exc).__name__
-        raise InputError(f"cannot read the bundle file ({reason})", where="input file") from exc
+    except OSError as exc:  # gzip.BadGzipFile
+        raise InputError(f"cannot read the bundle file ({type(exc).__name__})", where=where) from exc
     except (EOFError, UnicodeDecodeError) as exc:
-        raise InputError(f"cannot read the bundle file ({type(exc).__name__})", where="input file") from exc
+        raise InputError(f"cannot read the bundle file ({type(exc).__name__})", where=where) from exc
     try:
-        data = json.loads(text, parse_constant=_no_constant)
+        return json.loads(text, parse_constant=_no_constant)
     except json.JSONDecodeError as exc:
         raise FhirImportError(
-            f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}", where="input file"
+            f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}", where=where
         ) from exc
     except RecursionError as exc:
         raise FhirImportError(
             f"invalid JSON: arrays and objects nest too deeply to read (actnav reads at most {MAX_DEPTH} levels)",
-            where="input file",
+            where=where,
         ) from exc
     except ValueError as exc:  # a number longer than Python reads, or NaN / Infinity
-        raise FhirImportError(f"invalid JSON: {_json_value_problem(exc)}", where="input file") from exc
-    return patient_from_bundle(data, as_of=as_of)
+        raise FhirImportError(f"invalid JSON: {_json_value_problem(exc)}", where=where) from exc
 
 
 def _no_constant(name: str) -> Any:

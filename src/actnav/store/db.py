@@ -14,7 +14,7 @@ from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 from actnav.errors import InputError
@@ -52,18 +52,16 @@ def _sqlite_pragmas(dbapi_connection: object, _record: object) -> None:
 
 
 def create_schema(engine: Engine) -> None:
-    """Create every table declared on :class:`Base` that does not exist yet.
+    """Bring the database to the newest schema by running the Alembic migrations.
+
+    See :mod:`actnav.store.migrate`; a database from before migrations is stamped and upgraded.
 
     Raises:
         InputError: the database cannot be reached or written (names the URL without password).
     """
-    import actnav.store.tables  # noqa: F401  (registers the tables on Base)
+    from actnav.store.migrate import migrate
 
-    try:
-        Base.metadata.create_all(engine)
-    except OperationalError as exc:
-        safe = engine.url.render_as_string(hide_password=True)
-        raise InputError(f"cannot open the database: {exc.orig}", where=safe) from exc
+    migrate(engine)
 
 
 @contextmanager

@@ -1,0 +1,1 @@
+"""Alembic migrations of the actnav database (see actnav.store.migrate)."""
