@@ -276,3 +276,52 @@ def audit(
             detail=detail,
         )
     )
+
+
+def user_by_username(session: Session, username: str) -> UserRow | None:
+    """The account with this username (any case), or None."""
+    if not username or len(username) > 64:
+        return None
+    return session.scalar(select(UserRow).where(UserRow.username == username.strip().lower()))
+
+
+def staff_accounts(session: Session) -> list[UserRow]:
+    """Active care-team accounts (coordinators and physicians), by display name."""
+    return list(
+        session.scalars(
+            select(UserRow)
+            .where(UserRow.active.is_(True), UserRow.role != Role.PATIENT.value)
+            .order_by(UserRow.display_name, UserRow.id)
+        )
+    )
+
+
+def audit_events(
+    session: Session,
+    *,
+    patient_id: int | None = None,
+    user_id: int | None = None,
+    action: str | None = None,
+    offset: int = 0,
+    limit: int = 50,
+) -> tuple[list[AuditEventRow], int]:
+    """Audit events matching every given filter, newest first: ``(page of rows, total count)``."""
+    from sqlalchemy import func
+
+    query = select(AuditEventRow)
+    if patient_id is not None:
+        query = query.where(AuditEventRow.patient_id == patient_id)
+    if user_id is not None:
+        query = query.where(AuditEventRow.user_id == user_id)
+    if action:
+        query = query.where(AuditEventRow.action == action)
+    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    rows = session.scalars(
+        query.order_by(AuditEventRow.at.desc(), AuditEventRow.id.desc()).offset(offset).limit(limit)
+    )
+    return list(rows), total
+
+
+def audit_actions(session: Session) -> list[str]:
+    """The distinct actions in the audit log, sorted (for a filter menu)."""
+    return sorted(session.scalars(select(AuditEventRow.action).distinct()))

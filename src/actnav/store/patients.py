@@ -144,3 +144,52 @@ def latest_evaluation(session: Session, patient_id: int) -> EvaluationRow | None
         .order_by(EvaluationRow.evaluated_at.desc(), EvaluationRow.id.desc())
         .limit(1)
     )
+
+
+def reviews_of(session: Session, patient_id: int) -> list[ReviewRow]:
+    """The signed review records of a patient, newest signature first."""
+    return list(
+        session.scalars(
+            select(ReviewRow)
+            .where(ReviewRow.patient_id == patient_id)
+            .order_by(ReviewRow.signed_at.desc(), ReviewRow.id.desc())
+        )
+    )
+
+
+def consults_of(session: Session, patient_id: int) -> list[ConsultRow]:
+    """The consultation requests of a patient, newest request first."""
+    return list(
+        session.scalars(
+            select(ConsultRow)
+            .where(ConsultRow.patient_id == patient_id)
+            .order_by(ConsultRow.requested_at.desc(), ConsultRow.id.desc())
+        )
+    )
+
+
+def encode_attendees(attendees: list[tuple[str, str]]) -> str:
+    """The ``mdt_review.attendees`` text for ``[(name, role), ...]``: a JSON list of
+    ``{"name", "role"}`` objects (names may hold commas, so no delimited text)."""
+    import json
+
+    return json.dumps([{"name": name, "role": role} for name, role in attendees], ensure_ascii=False)
+
+
+def decode_attendees(text: str) -> list[tuple[str, str]]:
+    """``[(name, role), ...]`` from an ``mdt_review.attendees`` text (see :func:`encode_attendees`).
+
+    Text that is not such a list (written by hand) comes back as one attendee with an empty role.
+    """
+    import json
+
+    try:
+        items = json.loads(text)
+    except ValueError:
+        return [(text, "")]
+    if not isinstance(items, list):
+        return [(text, "")]
+    return [
+        (str(i.get("name", "")), str(i.get("role", ""))) if isinstance(i, dict) else (str(i), "")
+        for i in items
+    ]

@@ -5,12 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from sqlalchemy import select
+from tests.unit.web.conftest import ALL_BUNDLE, MELANOMA_BUNDLE
 from typer.testing import CliRunner
 
 from actnav.cli import app
 from actnav.store.accounts import AuditEventRow, UserRow
 from actnav.store.db import get_engine, session_scope
-from tests.unit.web.conftest import ALL_BUNDLE, MELANOMA_BUNDLE
 
 runner = CliRunner()
 
