@@ -70,7 +70,9 @@ def to_unit(
         _save_conversions(memo)
     line = memo[key]
     if line is None:
-        hint = f"no molar mass for {analyte!r} in units.yaml" if analyte else None
+        hint = None
+        if analyte and molar_mass(analyte) is None:
+            hint = f"no molar mass for {analyte!r} in units.yaml"
         raise UnitError(f"cannot convert {ucum!r} to {target_ucum!r}", where=where, hint=hint)
     slope, offset = line
     return float(value) * slope + offset
@@ -234,7 +236,11 @@ def _convert(quantity: Any, target_units: Any, analyte: str | None) -> float | N
         return None
     per_mol = _registry().Quantity(mass, "gram / mole")
     # substance -> mass multiplies by the molar mass; mass -> substance divides by it.
-    for candidate in (quantity * per_mol, quantity / per_mol):
+    try:
+        candidates = (quantity * per_mol, quantity / per_mol)
+    except pint.OffsetUnitCalculusError:  # a temperature (Cel) cannot be a concentration
+        return None
+    for candidate in candidates:
         try:
             return float(candidate.to(target_units).magnitude)
         except pint.DimensionalityError:

@@ -72,7 +72,7 @@ def _optional_routers() -> list[APIRouter]:
     import importlib
 
     found: list[APIRouter] = []
-    for name in ("trials", "toxicity", "reviews", "consults", "plan", "cases", "audit"):
+    for name in ("trials", "toxicity", "reviews", "consults", "plan", "cases", "audit", "intake"):
         try:
             module = importlib.import_module(f"actnav.web.routes.{name}")
         except ModuleNotFoundError as exc:

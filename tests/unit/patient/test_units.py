@@ -145,3 +145,9 @@ def test_identical_units_convert_without_building_the_registry() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr
+
+
+def test_a_temperature_unit_for_a_concentration_is_a_unit_error_not_a_crash() -> None:
+    # Creatinine reported in degrees Celsius (Cel) is a data-entry error: name it, do not crash.
+    with pytest.raises(UnitError, match="cannot convert 'Cel' to 'mg/dL'"):
+        to_unit(1.0, "Cel", "mg/dL", "Observation/x.valueQuantity.unit", analyte="creatinine")
