@@ -74,6 +74,11 @@ def _mount_capabilities() -> None:
     )
     app.add_typer(trials_app, name="trials", help="Import, sync and inspect clinical trial records.")
 
+    from actnav.logistics.cli import case_app, chain_app
+
+    app.add_typer(case_app, name="case", help="Vein-to-vein: steps, custody, schedule, dose, e-mails.")
+    app.add_typer(chain_app, name="chain", help="Chain of custody: verify the hash-chained log, list it.")
+
     from actnav.web.cli import patients_app, serve, users_app
 
     app.command("serve")(serve)

@@ -176,6 +176,12 @@ class DoseBand(_Strict):
 class Lymphodepletion(_Strict):
     applies_to: tuple[str, ...]
     regimen: str
+    duration_days: int | None = Field(
+        default=None,
+        ge=1,
+        description="Calendar days of the labelled regimen, first to last dose inclusive (days -5 to -3: 3); "
+        "None when the label's day schedule is not encoded.",
+    )
     infuse_days_after_min: float | None = None
     infuse_days_after_max: float | None = None
     text: str

@@ -4,6 +4,7 @@ Add one import per capability module here (``actnav.store.trials``, ``actnav.sto
 """
 
 import actnav.store.accounts
+import actnav.store.logistics
 import actnav.store.patients
 import actnav.store.toxicity  # noqa: F401
 from actnav.store import trials as _trials  # noqa: F401

@@ -14,7 +14,9 @@ DATA = Path(loader.__file__).resolve().parents[1] / "data"
 
 
 def _load_everything() -> None:
+    from actnav.care import plan_data
     from actnav.eligibility import facts
+    from actnav.logistics import data as logistics_data
     from actnav.patient import lines, terminology
     from actnav.toxicity import crs, ctcae, guidance, icaht, icans, ice, iec_hs, risk
     from actnav.trials import parse, recognition
@@ -35,6 +37,9 @@ def _load_everything() -> None:
     recognition.load_vocabulary()
     parse.load_rules()
     parse.trial_facts()
+    plan_data.load_plan_content()
+    plan_data.load_support_directory()
+    logistics_data.load_vein_to_vein()
 
 
 def test_every_shipped_yaml_file_is_read_by_a_loader() -> None:
