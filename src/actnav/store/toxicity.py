@@ -13,8 +13,10 @@ Three tables:
 
 :func:`record_course` writes all of it in one transaction (nothing is written if anything fails);
 :func:`read_course` reads it back as the validated :class:`~actnav.toxicity.models.Course` and the
-stored grades. Case references are pseudonymous (a case or study id), never a patient's name:
-they must match ``[A-Za-z0-9._:-]{1,100}``.
+stored grades. :func:`add_course` and :func:`latest_course` do the same in the caller's session
+(the web application writes the course and its audit event in one transaction). Case references
+are pseudonymous (a case or study id), never a patient's name: they must match
+``[A-Za-z0-9._:-]{1,100}``.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ from sqlalchemy import (
     select,
 )
 from sqlalchemy.engine import Engine
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
 from actnav.errors import InputError
 from actnav.store.db import Base, create_schema, session_scope
@@ -171,6 +173,42 @@ def record_course(
     _check_case_ref(case_ref)
     graded = graded if graded is not None else grade_course(course)
     create_schema(engine)
+    with session_scope(engine) as session:
+        return add_course(session, case_ref, course, recorded_at=recorded_at, graded=graded).id
+
+
+def add_course(
+    session: Session,
+    case_ref: str,
+    course: Course,
+    *,
+    recorded_at: dt.datetime,
+    graded: CourseGrade | None = None,
+) -> ToxicityCourseRow:
+    """Grade a course and add it with its grades for a case, in the caller's transaction.
+
+    The same record as :func:`record_course`, for callers that write other rows (an audit event)
+    in the same transaction.
+
+    Args:
+        session: an open session on a database at the newest schema (the caller commits).
+        case_ref: pseudonymous case reference, ``[A-Za-z0-9._:-]{1,100}`` (never a patient's name).
+        course: the validated course.
+        recorded_at: when it is recorded.
+        graded: the course's grades, if already computed (otherwise computed here).
+
+    Returns:
+        The new course row (flushed: its ``id`` is set).
+
+    Raises:
+        InputError: the case reference is malformed.
+        DataFileError: a grading table under ``data/toxicity/`` is invalid.
+
+    Source:
+        Grades: ASTCT 2019 (Lee DW et al., Biol Blood Marrow Transplant 2019;25:625-638).
+    """
+    _check_case_ref(case_ref)
+    graded = graded if graded is not None else grade_course(course)
     tables = "; ".join(
         table.label for table in (load_crs_table(), load_icans_table(), load_ice_table(), load_capd_table())
     )
@@ -229,10 +267,9 @@ def record_course(
             )
         )
         row.assessments.append(stored)
-    with session_scope(engine) as session:
-        session.add(row)
-        session.flush()
-        return row.id
+    session.add(row)
+    session.flush()
+    return row
 
 
 def read_course(engine: Engine, case_ref: str, *, course_id: int | None = None) -> StoredCourse:
@@ -252,47 +289,68 @@ def read_course(engine: Engine, case_ref: str, *, course_id: int | None = None) 
     _check_case_ref(case_ref)
     create_schema(engine)
     with session_scope(engine) as session:
-        query = select(ToxicityCourseRow).where(ToxicityCourseRow.case_ref == case_ref)
-        if course_id is not None:
-            query = query.where(ToxicityCourseRow.id == course_id)
-        row = session.scalars(query.order_by(ToxicityCourseRow.id.desc()).limit(1)).first()
-        if row is None:
-            what = f"course {course_id}" if course_id is not None else "no toxicity course"
-            raise InputError(f"{what} recorded for this case", where=f"case {case_ref}")
-        by_index = sorted(row.assessments, key=lambda a: a.input_index)
-        course = Course.model_validate(
-            {
-                "weight_kg": row.weight_kg,
-                "infusion_date": row.infusion_date.isoformat() if row.infusion_date else None,
-                "age_years": row.age_years,
-                "product": (row.summary or {}).get("product"),
-                "assessments": [a.payload for a in by_index],
-            }
-        )
-        grades = []
-        for stored in row.assessments:
-            details = {g.syndrome: g.detail for g in stored.grades}
-            grades.append(
-                AssessmentGrade(
-                    index=stored.input_index,
-                    time=course.assessments[stored.input_index].time,
-                    day=stored.day,
-                    days_since_infusion=stored.days_since_infusion,
-                    crs=CrsGrade.model_validate(details["crs"]),
-                    icans=IcansGrade.model_validate(details["icans"]),
-                )
+        stored = latest_course(session, case_ref, course_id=course_id)
+    if stored is None:
+        what = f"course {course_id}" if course_id is not None else "no toxicity course"
+        raise InputError(f"{what} recorded for this case", where=f"case {case_ref}")
+    return stored
+
+
+def latest_course(session: Session, case_ref: str, *, course_id: int | None = None) -> StoredCourse | None:
+    """The latest course recorded for a case (or the one with ``course_id``), in the caller's session.
+
+    Args:
+        session: an open session on a database at the newest schema.
+        case_ref: the case reference.
+        course_id: a specific course record of this case, or ``None`` for the latest.
+
+    Returns:
+        The :class:`StoredCourse`, or ``None`` when nothing is recorded (or no such course).
+
+    Raises:
+        InputError: the case reference is malformed.
+    """
+    _check_case_ref(case_ref)
+    query = select(ToxicityCourseRow).where(ToxicityCourseRow.case_ref == case_ref)
+    if course_id is not None:
+        query = query.where(ToxicityCourseRow.id == course_id)
+    row = session.scalars(query.order_by(ToxicityCourseRow.id.desc()).limit(1)).first()
+    if row is None:
+        return None
+    by_index = sorted(row.assessments, key=lambda a: a.input_index)
+    course = Course.model_validate(
+        {
+            "weight_kg": row.weight_kg,
+            "infusion_date": row.infusion_date.isoformat() if row.infusion_date else None,
+            "age_years": row.age_years,
+            "product": (row.summary or {}).get("product"),
+            "assessments": [a.payload for a in by_index],
+        }
+    )
+    grades = []
+    for stored in row.assessments:
+        details = {g.syndrome: g.detail for g in stored.grades}
+        grades.append(
+            AssessmentGrade(
+                index=stored.input_index,
+                time=course.assessments[stored.input_index].time,
+                day=stored.day,
+                days_since_infusion=stored.days_since_infusion,
+                crs=CrsGrade.model_validate(details["crs"]),
+                icans=IcansGrade.model_validate(details["icans"]),
             )
-        return StoredCourse(
-            id=row.id,
-            case_ref=row.case_ref,
-            recorded_at=row.recorded_at,
-            course=course,
-            grades=tuple(grades),
-            max_grades={"crs": row.crs_max_grade, "icans": row.icans_max_grade},
-            grading_tables=row.grading_tables,
-            crs=_summary(row.summary, "crs"),
-            icans=_summary(row.summary, "icans"),
         )
+    return StoredCourse(
+        id=row.id,
+        case_ref=row.case_ref,
+        recorded_at=row.recorded_at,
+        course=course,
+        grades=tuple(grades),
+        max_grades={"crs": row.crs_max_grade, "icans": row.icans_max_grade},
+        grading_tables=row.grading_tables,
+        crs=_summary(row.summary, "crs"),
+        icans=_summary(row.summary, "icans"),
+    )
 
 
 def _summary(summary: dict[str, Any] | None, name: str) -> SyndromeSummary | None:

@@ -45,6 +45,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic_core import ErrorDetails
 
 from actnav.errors import InputError
 from actnav.knowledge.models import Reference, SourceRef
@@ -617,28 +618,52 @@ def _validate(model: type[M], data: Any, *, prefix: str = "") -> M:
         raise _input_error(model, exc, prefix) from exc
 
 
+def input_errors(model: type[BaseModel], exc: ValidationError, *, prefix: str = "") -> list[InputError]:
+    """Every problem of a failed validation, each as an :class:`InputError` naming its field.
+
+    :func:`validate_input` reports the first problem only; a form shows each problem beside its
+    field.
+
+    Args:
+        model: the input model that was validated (for the allowed fields of an unknown key).
+        exc: the validation error.
+        prefix: a prefix for error locations, or empty.
+
+    Returns:
+        One error per problem, in pydantic's order; ``where`` is the field path
+        (``assessments[3].temp_c``), or None for the whole document.
+    """
+    return [_problem(model, error, prefix) for error in exc.errors()]
+
+
 def _input_error(model: type[BaseModel], exc: ValidationError, prefix: str) -> InputError:
-    first = exc.errors()[0]
-    loc: list[str | int] = list(first["loc"])
-    message = first["msg"]
-    error = first.get("ctx", {}).get("error")
+    error = _problem(model, exc.errors()[0], prefix)
+    count = exc.error_count()
+    if count == 1:
+        return error
+    more = f" (and {count - 1} more problem{'s' if count > 2 else ''})"
+    return InputError(error.message + more, where=error.where)
+
+
+def _problem(model: type[BaseModel], detail: ErrorDetails, prefix: str) -> InputError:
+    """One validation problem as an :class:`InputError` naming its field."""
+    loc: list[str | int] = list(detail["loc"])
+    message = detail["msg"]
+    error = detail.get("ctx", {}).get("error")
     if isinstance(error, FieldProblem):
         loc += [int(p) if p.isdigit() else p for p in error.field.split(".")]
         message = error.message
-    elif first["type"] == "value_error" and error is not None:
+    elif detail["type"] == "value_error" and error is not None:
         message = str(error)
-    elif first["type"] == "extra_forbidden":
+    elif detail["type"] == "extra_forbidden":
         allowed = _fields_at(model, loc[:-1])
         message = f"unknown field; allowed: {', '.join(allowed)}" if allowed else "unknown field"
-    elif first["type"] == "literal_error":
-        message = f"unknown value {first['input']!r}: {message[0].lower()}{message[1:]}"
-    elif first["type"] == "missing":
+    elif detail["type"] == "literal_error":
+        message = f"unknown value {detail['input']!r}: {message[0].lower()}{message[1:]}"
+    elif detail["type"] == "missing":
         message = "this field is required"
-    elif first["type"].endswith(("_type", "_parsing")):
-        message = f"{message} (got {first['input']!r})"
-    count = exc.error_count()
-    if count > 1:
-        message += f" (and {count - 1} more problem{'s' if count > 2 else ''})"
+    elif detail["type"].endswith(("_type", "_parsing")):
+        message = f"{message} (got {detail['input']!r})"
     where = _format_loc(loc)
     if prefix:
         where = f"{prefix}.{where}" if where else prefix
