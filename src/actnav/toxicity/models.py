@@ -192,6 +192,18 @@ def _iso_text(value: Any) -> Any:
     return value
 
 
+FIRST_YEAR, LAST_YEAR = 1900, 2199  # outside: a typing error, and date arithmetic would overflow
+
+
+def _plausible_year(value: Any) -> Any:
+    """Refuse dates outside 1900-2199 (a year typed as 0001 or 9999)."""
+    if isinstance(value, dt.date) and not FIRST_YEAR <= value.year <= LAST_YEAR:
+        raise ValueError(
+            f"the year {value.year} is not plausible (give a year from {FIRST_YEAR} to {LAST_YEAR})"
+        )
+    return value
+
+
 # --- input models ----------------------------------------------------------------------------------
 
 
@@ -247,6 +259,11 @@ class DrugGiven(_Input):
     def _iso(cls, value: Any) -> Any:
         return _iso_text(value)
 
+    @field_validator("time")
+    @classmethod
+    def _year(cls, value: Any) -> Any:
+        return _plausible_year(value)
+
 
 class LabResult(_Input):
     """A laboratory result recorded with the assessment (kept for other calculators; not graded here)."""
@@ -260,6 +277,11 @@ class LabResult(_Input):
     @classmethod
     def _iso(cls, value: Any) -> Any:
         return _iso_text(value)
+
+    @field_validator("time")
+    @classmethod
+    def _year(cls, value: Any) -> Any:
+        return _plausible_year(value)
 
 
 class Assessment(_Input):
@@ -330,6 +352,11 @@ class Assessment(_Input):
     @classmethod
     def _iso(cls, value: Any) -> Any:
         return _iso_text(value)
+
+    @field_validator("time")
+    @classmethod
+    def _year(cls, value: Any) -> Any:
+        return _plausible_year(value)
 
     @field_validator("ice_score", "capd_score", mode="before")
     @classmethod
@@ -494,6 +521,11 @@ class Course(_Input):
     @classmethod
     def _iso(cls, value: Any) -> Any:
         return _iso_text(value)
+
+    @field_validator("infusion_date")
+    @classmethod
+    def _year(cls, value: Any) -> Any:
+        return _plausible_year(value)
 
     @field_validator("product", mode="before")
     @classmethod

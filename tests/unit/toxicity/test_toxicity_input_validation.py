@@ -191,3 +191,11 @@ def test_export_schema_writes_the_file(tmp_path: Path) -> None:
 
 
 FULL_ICE = {"orientation": 4, "naming": 3, "commands": 1, "writing": 1, "attention": 1}
+
+
+def test_an_implausible_year_is_refused_naming_the_field() -> None:
+    # Year 0001 with a UTC offset would overflow when the course is put in time order.
+    with pytest.raises(InputError, match=r"assessments\[0\]\.time: the year 1 is not plausible"):
+        parse_input(
+            {"weight_kg": 70, "assessments": [{"time": "0001-01-01T00:30:00+02:00", "temperature_c": 38.5}]}
+        )
