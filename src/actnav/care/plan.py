@@ -1064,7 +1064,9 @@ def render_plan_html(plan: PatientPlan, *, app_header: Markup | None = None) -> 
     Returns:
         An HTML5 document.
     """
-    return _environment().get_template("plan.html.j2").render({**plan_context(plan), "app_header": app_header})
+    return (
+        _environment().get_template("plan.html.j2").render({**plan_context(plan), "app_header": app_header})
+    )
 
 
 def render_plan_pdf(plan: PatientPlan) -> bytes:

@@ -26,6 +26,7 @@ from actnav.web.deps import (
     today,
     transaction,
 )
+from actnav.web.fields import utc_time
 
 PROBLEMS: dict[int | str, dict[str, Any]] = {
     401: {"description": "not signed in (problem details)"},
@@ -49,7 +50,11 @@ class PatientOut(BaseModel):
 
 def _out(row: PatientRow, as_of: dt.date | None) -> PatientOut:
     return PatientOut(
-        id=row.public_id, label=row.label, source=row.source, created_at=row.created_at, evaluated_as_of=as_of
+        id=row.public_id,
+        label=row.label,
+        source=row.source,
+        created_at=utc_time(row.created_at),
+        evaluated_as_of=as_of,
     )
 
 
