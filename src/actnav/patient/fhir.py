@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import datetime as dt
 import gzip
+import io
 import json
 import math
 import re
@@ -173,7 +174,12 @@ def read_bundle(path: Path, *, as_of: dt.date) -> PatientRecord:
     return patient_from_bundle(parse_bundle_json(raw), as_of=as_of)
 
 
-def parse_bundle_json(raw: bytes, *, where: str = "input file") -> object:
+MAX_DECOMPRESSED_BYTES = 512 * 1024 * 1024  # a gzip file may not unpack to more than this
+
+
+def parse_bundle_json(
+    raw: bytes, *, where: str = "input file", max_bytes: int = MAX_DECOMPRESSED_BYTES
+) -> object:
     """Decode bundle bytes (UTF-8 JSON, optionally gzip-compressed) into the parsed document.
 
     Args:
@@ -190,12 +196,21 @@ def parse_bundle_json(raw: bytes, *, where: str = "input file") -> object:
     """
     try:
         if raw[:2] == b"\x1f\x8b":
-            raw = gzip.decompress(raw)
+            # Read at most max_bytes + 1 so a small "gzip bomb" cannot fill the memory.
+            with gzip.GzipFile(fileobj=io.BytesIO(raw)) as unpacked:
+                raw = unpacked.read(max_bytes + 1)
+            if len(raw) > max_bytes:
+                raise InputError(
+                    f"cannot read the bundle file: it unpacks to more than {max_bytes // (1024 * 1024)} MB",
+                    where=where,
+                )
         text = raw.decode("utf-8-sig")
-    except OSError as exc:  # gzip.BadGzipFile
-        raise InputError(f"cannot read the bundle file ({type(exc).__name__})", where=where) from exc
-    except (EOFError, UnicodeDecodeError) as exc:
-        raise InputError(f"cannot read the bundle file ({type(exc).__name__})", where=where) from exc
+    except (OSError, EOFError) as exc:  # gzip.BadGzipFile, a truncated file
+        raise InputError("cannot read the bundle file: it is not a valid gzip file", where=where) from exc
+    except UnicodeDecodeError as exc:
+        raise InputError(
+            f"cannot read the bundle file: it is not UTF-8 text (byte {exc.start})", where=where
+        ) from exc
     try:
         return json.loads(text, parse_constant=_no_constant)
     except json.JSONDecodeError as exc:

@@ -24,7 +24,7 @@ from enum import StrEnum
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
-from sqlalchemy import Boolean, DateTime, ForeignKey, Integer, String, Text, select
+from sqlalchemy import Boolean, DateTime, ForeignKey, Integer, String, Text, func, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from actnav.errors import InputError
@@ -34,6 +34,9 @@ USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{2,63}$")
 MIN_PASSWORD = 10  # NIST SP 800-63B-4 section 3.1.1.2 asks at least 8; we ask 10
 MAX_PASSWORD = 256
 SESSION_HOURS = 12
+# Sign-in throttling (NIST SP 800-63B-4 section 3.2.2 asks to limit failed attempts per account).
+FAILED_LOGIN_LIMIT = 10
+FAILED_LOGIN_WINDOW = dt.timedelta(minutes=15)
 
 _hasher = PasswordHasher()
 # Verified against when the username does not exist, so a wrong name costs as long as a wrong password.
@@ -202,6 +205,25 @@ def authenticate(session: Session, username: str, password: str) -> UserRow | No
         row.password_hash = _hasher.hash(password)
     row.last_login_at = _now()
     return row
+
+
+def login_key(username: str) -> str:
+    """What the audit log keeps of a username typed at sign-in: a short hash (it may be a name)."""
+    return "u:" + _sha256(username.strip().lower()[:MAX_PASSWORD])[:16]
+
+
+def too_many_failed_logins(session: Session, username: str) -> bool:
+    """True when this username had ``FAILED_LOGIN_LIMIT`` failed sign-ins in the last 15 minutes."""
+    since = _now() - FAILED_LOGIN_WINDOW
+    count = session.scalar(
+        select(func.count(AuditEventRow.id)).where(
+            AuditEventRow.action == "login",
+            AuditEventRow.outcome == "failed",
+            AuditEventRow.resource_id == login_key(username),
+            AuditEventRow.at >= since,
+        )
+    )
+    return (count or 0) >= FAILED_LOGIN_LIMIT
 
 
 def start_session(session: Session, user: UserRow, *, hours: int = SESSION_HOURS) -> str:

@@ -1,8 +1,7 @@
 """Build the web application: :func:`create_app` (used by ``actnav serve`` and the tests).
 
 Routes: pages for people (``/``, ``/login``, ``/patients/...``, ``/trials/...``, ``/consults``) and
-the REST API under ``/api`` (OpenAPI description at ``/api/openapi.json``, documentation at
-``/api/docs``). Errors of the API are RFC 9457 problem details (:mod:`actnav.web.problems`).
+the REST API under ``/api`` (OpenAPI description at ``/api/openapi.json``). Errors of the API are RFC 9457 problem details (:mod:`actnav.web.problems`).
 """
 
 from __future__ import annotations
@@ -48,7 +47,9 @@ def create_app(database_url: str | None = None, *, clock: Callable[[], dt.date] 
         "Authenticate with the session cookie (plus the X-CSRF-Token header for writes) or with "
         "`Authorization: Bearer <token>` from POST /api/session.",
         openapi_url="/api/openapi.json",
-        docs_url="/api/docs",
+        # The interactive docs load scripts from a CDN: offline and against our CSP they cannot
+        # work, so only the OpenAPI description is served.
+        docs_url=None,
         redoc_url=None,
     )
     app.state.engine = engine

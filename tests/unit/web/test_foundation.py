@@ -114,3 +114,53 @@ def test_security_headers(web: WebWorld) -> None:
     assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
     assert page.headers["x-content-type-options"] == "nosniff"
     assert page.headers["cache-control"] == "no-store"
+
+
+def test_sign_out_needs_the_session_csrf_token(web: WebWorld) -> None:
+    client = web.client("doc")
+    forged = client.post("/logout", data={"csrf_token": "forged"})
+    assert forged.status_code == 403
+    assert client.get("/api/me").status_code == 200
+    done = client.post("/logout", data={"csrf_token": client.csrf}, follow_redirects=False)
+    assert done.status_code == 303
+    assert client.get("/api/me").status_code == 401
+
+
+def test_failed_sign_ins_are_throttled_per_username(web: WebWorld) -> None:
+    # NIST SP 800-63B-4 3.2.2: limit consecutive failed attempts on one account.
+    from actnav.store.accounts import FAILED_LOGIN_LIMIT
+
+    client = web.anonymous()
+    for _ in range(FAILED_LOGIN_LIMIT):
+        assert (
+            client.post(
+                "/api/session", json={"username": "pat-all", "password": "not the password"}
+            ).status_code
+            == 401
+        )
+    blocked = client.post("/api/session", json={"username": "pat-all", "password": PASSWORD})
+    assert blocked.status_code == 429
+    assert "wait 15 minutes" in blocked.json()["detail"]
+    # Another account is not affected.
+    assert client.post("/api/session", json={"username": "doc", "password": PASSWORD}).status_code == 200
+
+
+def test_a_gzip_bomb_upload_is_refused_without_unpacking_it(web: WebWorld) -> None:
+    import gzip
+
+    bomb = gzip.compress(b" " * (101 * 1024 * 1024), compresslevel=9)
+    assert len(bomb) < 1024 * 1024
+    client = web.client("coord")
+    done = client.post(
+        "/patients",
+        data={"csrf_token": client.csrf},
+        files={"bundle": ("b.json.gz", bomb, "application/gzip")},
+    )
+    assert done.status_code == 422
+    assert "unpacks to more than 100 MB" in done.text
+
+
+def test_interactive_api_docs_are_not_served_only_the_description(web: WebWorld) -> None:
+    client = web.anonymous()
+    assert client.get("/api/docs").status_code == 404
+    assert client.get("/api/openapi.json").json()["info"]["title"] == "actnav"

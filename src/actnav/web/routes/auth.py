@@ -9,8 +9,16 @@ from fastapi import APIRouter, Form, HTTPException, Request
 from fastapi.responses import RedirectResponse, Response
 from pydantic import BaseModel, Field
 
-from actnav.store.accounts import SESSION_HOURS, audit, authenticate, end_session, start_session
-from actnav.web.deps import CurrentAccount, transaction
+from actnav.store.accounts import (
+    SESSION_HOURS,
+    audit,
+    authenticate,
+    end_session,
+    login_key,
+    start_session,
+    too_many_failed_logins,
+)
+from actnav.web.deps import CurrentAccount, optional_account, transaction
 from actnav.web.security import (
     LOGIN_CSRF_COOKIE,
     SESSION_COOKIE,
@@ -23,6 +31,8 @@ from actnav.web.security import (
 from actnav.web.templating import page
 
 router = APIRouter()
+
+THROTTLED = "too many failed sign-ins for this username; wait 15 minutes and try again"
 
 
 def _safe_next(target: str | None) -> str:
@@ -54,9 +64,12 @@ def login(
     if not tokens_match(request.cookies.get(LOGIN_CSRF_COOKIE), csrf_token):
         raise HTTPException(status_code=403, detail="the sign-in form expired; reload the page and try again")
     with transaction(request) as session:
+        if too_many_failed_logins(session, username):
+            audit(session, None, "login", "session", login_key(username), outcome="throttled")
+            raise HTTPException(status_code=429, detail=THROTTLED)
         user = authenticate(session, username, password)
         if user is None:
-            audit(session, None, "login", "session", outcome="failed")
+            audit(session, None, "login", "session", login_key(username), outcome="failed")
             token = None
         else:
             token = start_session(session, user)
@@ -84,8 +97,10 @@ def login(
 
 
 @router.post("/logout", include_in_schema=False)
-def logout(request: Request) -> Response:
-    # Signing out needs no CSRF token: the worst a forged request can do is sign someone out.
+def logout(request: Request, csrf_token: Annotated[str, Form(max_length=100)] = "") -> Response:
+    account = optional_account(request)
+    if account is not None and not tokens_match(account.csrf_token, csrf_token):
+        raise HTTPException(status_code=403, detail="the page expired; reload it and sign out again")
     with transaction(request) as session:
         end_session(session, request.cookies.get(SESSION_COOKIE))
     response = RedirectResponse("/login", status_code=303)
@@ -116,14 +131,17 @@ class Me(BaseModel):
     "/api/session",
     tags=["session"],
     response_model=SessionOut,
-    responses={401: {"description": "wrong credentials"}},
+    responses={401: {"description": "wrong credentials"}, 429: {"description": "too many failed sign-ins"}},
 )
 def api_login(request: Request, body: Credentials) -> SessionOut:
     """Sign in: returns a bearer token (valid 12 hours)."""
     with transaction(request) as session:
+        if too_many_failed_logins(session, body.username):
+            audit(session, None, "login", "session", login_key(body.username), outcome="throttled")
+            raise HTTPException(status_code=429, detail=THROTTLED)
         user = authenticate(session, body.username, body.password)
         if user is None:
-            audit(session, None, "login", "session", outcome="failed")
+            audit(session, None, "login", "session", login_key(body.username), outcome="failed")
         else:
             token = start_session(session, user)
             return SessionOut(

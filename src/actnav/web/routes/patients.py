@@ -27,6 +27,7 @@ from actnav.web.templating import page, templates
 router = APIRouter(include_in_schema=False)
 
 MAX_BUNDLE_BYTES = 20 * 1024 * 1024
+MAX_UNPACKED_BYTES = 100 * 1024 * 1024  # a gzip upload may unpack to this much
 
 
 @router.get("/")
@@ -109,7 +110,7 @@ async def intake_upload(
             from actnav.errors import InputError
 
             raise InputError("the file is empty", where="bundle")
-        data = parse_bundle_json(raw, where="bundle")
+        data = parse_bundle_json(raw, where="bundle", max_bytes=MAX_UNPACKED_BYTES)
         done = register_patient(
             engine_of(request), data, as_of=today(request), actor=account, source="upload", label=label
         )
