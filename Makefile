@@ -60,6 +60,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_parse_lct.py
 	$(BIN)/python benchmarks/bench_parse_hint.py
 	$(BIN)/python benchmarks/bench_match.py
+	$(BIN)/python benchmarks/bench_screen.py
 
 check: test
 

@@ -84,6 +84,9 @@ def _mount_capabilities() -> None:
     app.command("serve")(serve)
     app.add_typer(users_app, name="users", help="Accounts of the web application.")
     app.add_typer(patients_app, name="patients", help="Patients stored for the web application.")
+    from actnav.screen.cli import app as screen_app
+
+    app.add_typer(screen_app, name="screen", help="Pre-screen a population (FHIR bulk export) on Dask.")
 
 
 _mount_capabilities()

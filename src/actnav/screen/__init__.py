@@ -1,0 +1,1 @@
+"""Population pre-screening: many patients against every product indication, in partitions."""

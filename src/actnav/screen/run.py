@@ -1,0 +1,396 @@
+"""A screening run: shard a bulk export by patient, screen each partition on Dask, resume, summarise.
+
+Layout under the output directory ``OUT``::
+
+    OUT/screen.parquet            the result (one row per patient and product indication)
+    OUT/summary.txt, summary.html the coordinator summary
+    OUT/.work/<fingerprint>/shards/part-00000/<Type>.ndjson   the input, split by patient
+    OUT/.work/<fingerprint>/parts/part-00000.parquet + .done  finished partitions
+
+The fingerprint hashes the input files' bytes, the screening date, the partition size, the
+actnav version and the knowledge version: a rerun with the same fingerprint skips every
+partition whose ``.done`` marker exists (the Parquet part is written to a temporary name and
+renamed before the marker is written, so a killed run never leaves a marker without its part).
+Partitions are contiguous runs of patients in ``Patient.ndjson`` order, so the output order is
+the input order whatever the scheduler.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import html
+import json
+import os
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from actnav import __version__
+from actnav.errors import FhirImportError, InputError
+from actnav.knowledge.loader import load_knowledge
+from actnav.screen.records import BULK_TYPES, patient_id_of, record_from_resources
+from actnav.screen.vector import ScreenPlan
+
+DEFAULT_PARTITION_SIZE = 2000
+SHORT_LIST = 20
+
+
+@dataclass(frozen=True)
+class ScreenResult:
+    """What a run did: partitions screened now and skipped (already done), patients, rows,
+    patients whose record could not be read (by message), and the output paths."""
+
+    partitions: int
+    screened: int
+    skipped: int
+    patients: int
+    rows: int
+    input_errors: dict[str, int]
+    parquet: Path
+    summary_text: Path
+    summary_html: Path
+
+
+def fingerprint(input_dir: Path, *, as_of: dt.date, partition_size: int) -> str:
+    """A hex digest of the input NDJSON files' names and bytes and the run settings."""
+    kb = load_knowledge()
+    digest = hashlib.blake2b(digest_size=16)
+    digest.update(f"{__version__}|{max(p.version for p in kb.products)}|{as_of}|{partition_size}".encode())
+    for rtype in BULK_TYPES:
+        path = input_dir / f"{rtype}.ndjson"
+        if not path.exists():
+            continue
+        digest.update(rtype.encode())
+        with path.open("rb") as handle:
+            while chunk := handle.read(1 << 20):
+                digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _write_atomic_bytes(path: Path, write: Callable[[Path], object]) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    write(tmp)
+    os.replace(tmp, path)
+
+
+def shard(input_dir: Path, work: Path, partition_size: int) -> int:
+    """Split the bulk export into partitions of ``partition_size`` patients (once per fingerprint).
+
+    Returns:
+        The number of partitions.
+
+    Raises:
+        InputError: ``Patient.ndjson`` is missing, or a line is not JSON.
+    """
+    marker = work / "shards.done"
+    if marker.exists():
+        return int(marker.read_text())
+    patients_file = input_dir / "Patient.ndjson"
+    if not patients_file.exists():
+        raise InputError("the bulk export has no Patient.ndjson", where=str(input_dir))
+    partition_of: dict[str, int] = {}
+    with patients_file.open(encoding="utf-8") as handle:
+        for number, line in enumerate(text for text in handle if text.strip()):
+            pid = patient_id_of(_parse(line, "Patient.ndjson"))
+            if pid is not None:
+                partition_of.setdefault(pid, number // partition_size)
+    count = max(partition_of.values(), default=-1) + 1
+    staging = work / "shards.tmp"
+    staging.mkdir(parents=True, exist_ok=True)
+    for rtype in BULK_TYPES:
+        path = input_dir / f"{rtype}.ndjson"
+        if not path.exists():
+            continue
+        outs: dict[int, Any] = {}
+        try:
+            with path.open(encoding="utf-8") as handle:
+                for line in handle:
+                    if not line.strip():
+                        continue
+                    pid = patient_id_of(_parse(line, path.name))
+                    part = partition_of.get(pid) if pid is not None else None
+                    if part is None:
+                        continue  # about no patient of the export: nothing to screen
+                    if part not in outs:
+                        folder = staging / f"part-{part:05d}"
+                        folder.mkdir(exist_ok=True)
+                        outs[part] = (folder / f"{rtype}.ndjson").open("w", encoding="utf-8")
+                    outs[part].write(line if line.endswith("\n") else line + "\n")
+        finally:
+            for out in outs.values():
+                out.close()
+    final = work / "shards"
+    if final.exists():  # a previous run died after renaming: its shards are complete
+        _remove_tree(staging)
+    else:
+        os.replace(staging, final)
+    marker.write_text(str(count))
+    return count
+
+
+def _remove_tree(path: Path) -> None:
+    for child in sorted(path.rglob("*"), reverse=True):
+        child.rmdir() if child.is_dir() else child.unlink()
+    path.rmdir()
+
+
+def _parse(line: str, where: str) -> dict[str, Any]:
+    try:
+        data = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise InputError(f"a line is not JSON ({exc.msg})", where=where) from exc
+    if not isinstance(data, dict):
+        raise InputError("a line is not a JSON object", where=where)
+    return data
+
+
+def screen_partition(shard_dir: Path, part_path: Path, as_of: dt.date) -> int:
+    """Screen one partition: read its resources, build records, evaluate, write the part.
+
+    A patient whose record cannot be read gets one row with target ``(record)``, verdict
+    ``input_error`` and the message (never an identifier) in ``unknowns``.
+
+    Returns:
+        The number of rows written. The ``.done`` marker beside ``part_path`` is written last.
+    """
+    resources: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    order: list[str] = []
+    for rtype in BULK_TYPES:
+        path = shard_dir / f"{rtype}.ndjson"
+        if not path.exists():
+            continue
+        with path.open(encoding="utf-8") as handle:
+            for line in handle:
+                resource = json.loads(line)
+                pid = patient_id_of(resource)
+                assert pid is not None  # sharding kept only resources of a patient
+                if rtype == "Patient":
+                    order.append(pid)
+                resources[pid].append(resource)
+    kb = load_knowledge()
+    plan = ScreenPlan(kb, as_of)
+    records = []
+    errors: list[tuple[str, str]] = []
+    for pid in dict.fromkeys(order):
+        try:
+            records.append(record_from_resources(resources[pid], as_of=as_of))
+        except FhirImportError as exc:  # InputError subclasses: bad data of one patient
+            errors.append((pid, f"{exc} ({exc.where})" if getattr(exc, "where", None) else str(exc)))
+    table = plan.evaluate(plan.fact_table(records), [r.id for r in records])
+    if errors:
+        failed = pa.table(
+            {
+                "patient": [pid for pid, _ in errors],
+                "target": ["(record)"] * len(errors),
+                "product": [""] * len(errors),
+                "indication": [""] * len(errors),
+                "disease": [""] * len(errors),
+                "verdict": ["input_error"] * len(errors),
+                "score": pa.array([None] * len(errors), type=pa.float64()),
+                "unknowns": pa.array([[msg] for _, msg in errors], type=pa.list_(pa.string())),
+            },
+            schema=table.schema,
+        )
+        table = pa.concat_tables([table, failed])
+    _write_atomic_bytes(part_path, lambda tmp: pq.write_table(table, tmp))
+    done = part_path.with_suffix(".done")
+    _write_atomic_bytes(done, lambda tmp: tmp.write_text(json.dumps({"rows": table.num_rows})))
+    rows: int = table.num_rows
+    return rows
+
+
+def run_screen(
+    input_dir: Path,
+    out_dir: Path,
+    *,
+    as_of: dt.date,
+    scheduler: str | None = None,
+    workers: int = 2,
+    partition_size: int = DEFAULT_PARTITION_SIZE,
+    progress: bool = True,
+) -> ScreenResult:
+    """Screen a FHIR Bulk Data export against every product indication in force on ``as_of``.
+
+    Args:
+        input_dir: folder of ``<Type>.ndjson`` files (Patient required).
+        out_dir: output folder (created); see the module docstring for the layout.
+        as_of: the screening date.
+        scheduler: None for a local Dask cluster of ``workers`` processes; ``"synchronous"`` to
+            run in this process (tests, debugging); otherwise a scheduler address
+            (``tcp://host:8786``) whose workers can read ``out_dir``.
+        workers: workers of the local cluster.
+        partition_size: patients per partition.
+        progress: show a progress bar (tqdm, on stderr).
+
+    Returns:
+        The :class:`ScreenResult`.
+
+    Raises:
+        InputError: missing or unreadable input (see :func:`shard`), bad partition size.
+    """
+    if partition_size < 1:
+        raise InputError("the partition size must be at least 1", where="--partition-size")
+    if not input_dir.is_dir():
+        raise InputError("the input is not a folder of NDJSON files", where=str(input_dir))
+    work = out_dir / ".work" / fingerprint(input_dir, as_of=as_of, partition_size=partition_size)
+    work.mkdir(parents=True, exist_ok=True)
+    count = shard(input_dir, work, partition_size)
+    parts = work / "parts"
+    parts.mkdir(exist_ok=True)
+    jobs = [
+        (work / "shards" / f"part-{i:05d}", parts / f"part-{i:05d}.parquet")
+        for i in range(count)
+        if not (parts / f"part-{i:05d}.done").exists()
+    ]
+    _execute(jobs, as_of, scheduler, workers, progress)
+    if count:
+        table = pa.concat_tables([pq.read_table(parts / f"part-{i:05d}.parquet") for i in range(count)])
+    else:
+        plan = ScreenPlan(load_knowledge(), as_of)
+        table = plan.evaluate(plan.fact_table([]), [])
+    out_dir.mkdir(parents=True, exist_ok=True)
+    parquet = out_dir / "screen.parquet"
+    _write_atomic_bytes(parquet, lambda tmp: pq.write_table(table, tmp))
+    text, page = summarise(table, as_of)
+    summary_text, summary_html = out_dir / "summary.txt", out_dir / "summary.html"
+    _write_atomic_bytes(summary_text, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+    _write_atomic_bytes(summary_html, lambda tmp: tmp.write_text(page, encoding="utf-8"))
+    import pyarrow.compute as pc
+
+    errors: dict[str, int] = defaultdict(int)
+    for row in table.filter(pc.equal(table.column("verdict"), "input_error")).to_pylist():
+        errors[row["unknowns"][0]] += 1
+    patients = pc.count_distinct(table.column("patient")).as_py()
+    return ScreenResult(
+        partitions=count,
+        screened=len(jobs),
+        skipped=count - len(jobs),
+        patients=patients,
+        rows=table.num_rows,
+        input_errors=dict(errors),
+        parquet=parquet,
+        summary_text=summary_text,
+        summary_html=summary_html,
+    )
+
+
+def _execute(
+    jobs: list[tuple[Path, Path]], as_of: dt.date, scheduler: str | None, workers: int, progress: bool
+) -> None:
+    from tqdm import tqdm
+
+    bar = tqdm(total=len(jobs), desc="partitions", unit="part", disable=not progress or not jobs)
+    try:
+        if scheduler == "synchronous":
+            for shard_dir, part in jobs:
+                screen_partition(shard_dir, part, as_of)
+                bar.update()
+            return
+        if not jobs:
+            return
+        from distributed import Client, LocalCluster, as_completed
+
+        cluster = None
+        if scheduler is None:
+            cluster = LocalCluster(  # type: ignore[no-untyped-call]
+                n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None
+            )
+            client = Client(cluster)  # type: ignore[no-untyped-call]
+        else:
+            client = Client(scheduler)  # type: ignore[no-untyped-call]
+        try:
+            futures = [
+                client.submit(
+                    screen_partition,
+                    shard_dir,
+                    part,
+                    as_of,
+                    key=f"screen-{part.stem}-{part.parent.parent.name}",
+                    pure=False,
+                )
+                for shard_dir, part in jobs
+            ]
+            for future in as_completed(futures):  # type: ignore[no-untyped-call]
+                future.result()  # re-raises a worker's exception here
+                bar.update()
+        finally:
+            client.close()  # type: ignore[no-untyped-call]
+            if cluster is not None:
+                cluster.close()
+    finally:
+        bar.close()
+
+
+def summarise(table: pa.Table, as_of: dt.date, short_list: int = SHORT_LIST) -> tuple[str, str]:
+    """The coordinator summary as text and HTML: per indication, patients eligible and needing
+    information, and the short list (eligible first, then by score; at most ``short_list``).
+
+    Patient ids are the export's (pseudonymous) ids; the summary is for the care team.
+    """
+    import pyarrow.compute as pc
+
+    patients = pc.count_distinct(table.column("patient")).as_py()
+    targets = [t for t in pc.unique(table.column("target")).to_pylist() if t != "(record)"]
+    # Only the rows a coordinator acts on are turned into Python objects (millions of rows).
+    rows = table.filter(pc.invert(pc.equal(table.column("verdict"), "not_eligible"))).to_pylist()
+    by_target: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for row in rows:
+        if row["verdict"] in ("eligible", "needs_information"):
+            by_target[row["target"]].append(row)
+    lines = [
+        f"actnav screen on {as_of.isoformat()}: {patients} patients, {len(targets)} product indications",
+        "",
+    ]
+    sections = []
+    for target in targets:
+        hits = by_target.get(target, [])
+        eligible = sum(1 for r in hits if r["verdict"] == "eligible")
+        needs = len(hits) - eligible
+        ranked = sorted(hits, key=lambda r: (r["verdict"] != "eligible", -r["score"], r["patient"]))[
+            :short_list
+        ]
+        lines.append(f"{target}: {eligible} eligible, {needs} need information")
+        for r in ranked:
+            extra = f" (needs: {', '.join(r['unknowns'])})" if r["unknowns"] else ""
+            lines.append(f"  {r['verdict']:<17} {r['score']:5.1f}  {r['patient']}{extra}")
+        sections.append((target, eligible, needs, ranked))
+    errors = sum(1 for r in rows if r["verdict"] == "input_error")
+    if errors:
+        lines += ["", f"{errors} patient record(s) could not be read (see verdict input_error)."]
+    text = "\n".join(lines) + "\n"
+    body = [
+        f"<h1>actnav screen on {as_of.isoformat()}</h1>",
+        f"<p>{patients} patients, {len(targets)} product indications.</p>",
+        "<table><tr><th>Indication</th><th>Eligible</th><th>Needs information</th></tr>",
+        *(f"<tr><td>{html.escape(t)}</td><td>{e}</td><td>{n}</td></tr>" for t, e, n, _ in sections),
+        "</table>",
+    ]
+    for target, _, _, ranked in sections:
+        if not ranked:
+            continue
+        body.append(
+            f"<h2>{html.escape(target)}</h2><table><tr><th>Patient</th><th>Verdict</th><th>Score</th><th>Needs</th></tr>"
+        )
+        body += [
+            f"<tr><td>{html.escape(r['patient'])}</td><td>{r['verdict']}</td><td>{r['score']:.1f}</td>"
+            f"<td>{html.escape(', '.join(r['unknowns']))}</td></tr>"
+            for r in ranked
+        ]
+        body.append("</table>")
+    page = (
+        "<!doctype html><html lang=en><meta charset=utf-8><title>actnav screen</title>"
+        + "".join(body)
+        + "</html>\n"
+    )
+    return text, page
+
+
+def read_result(path: Path) -> list[dict[str, Any]]:
+    """The rows of a ``screen.parquet`` as dicts (for tests and tools)."""
+    return list(pq.read_table(path).to_pylist())
