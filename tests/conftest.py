@@ -4,6 +4,9 @@
 clinical reference and real public data. Outside CI a test that needs it skips with a reason when
 it is absent; in CI (``CI=true``) its absence is a failure. ``require_program``: the same rule for a
 system program (chromium for the browser tests, installed by ``make system-deps``).
+``postgres_server``, ``database_backend``, ``database_url``, ``migrated_database_url``: SQLite and
+a throw-away PostgreSQL server for the storage and web tests (tests/pg.py); a module declaring
+``DATABASE_BACKENDS = BOTH`` runs its database tests on both.
 """
 
 from __future__ import annotations
@@ -49,3 +52,25 @@ def require_program(name: str, *candidates: str) -> str:
 @pytest.fixture
 def shared_dir() -> Path:
     return require_shared()
+
+
+# PostgreSQL and SQLite for the storage and web tests (tests/pg.py).
+from tests.pg import (  # noqa: E402, F401
+    database_backend,
+    database_url,
+    migrated_database_url,
+    migrated_sqlite_file,
+    postgres_server,
+)
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Run a module's database tests on each backend its ``DATABASE_BACKENDS`` names (default SQLite).
+
+    A test choosing its backend itself (``@pytest.mark.parametrize("database_backend", ...,
+    indirect=True)``) keeps its choice.
+    """
+    backends = getattr(metafunc.module, "DATABASE_BACKENDS", None)
+    chosen = any("database_backend" in m.args[0] for m in metafunc.definition.iter_markers("parametrize"))
+    if backends and "database_backend" in metafunc.fixturenames and not chosen:
+        metafunc.parametrize("database_backend", backends, indirect=True)

@@ -9,8 +9,10 @@ What the plan contains (the topics of the patient-support specification, section
 
 1. the therapy the patient may be considered for (approved products whose indication is eligible
    or needs information), how that kind of therapy works (collection, modification or selection,
-   expansion, infusion); when none fits, a plain "none fits now" text pointing to trials and the
-   care team;
+   expansion, infusion); when none fits, a plain "none fits now" text, what would have to change
+   for an approved product for the patient's cancer (the label rules not met, in plain words),
+   the next steps (the care team, trials) and cell therapy in general, naming no product for
+   another cancer (pages about one product are cited only when the plan considers it);
 2. who may have cell therapy and how patients are checked; the tests ahead (the evaluation's
    work-up, in plain words) and what is not decided yet;
 3. the steps ahead, by kind of therapy;
@@ -24,7 +26,8 @@ and the words used, every source cited, and the disclaimer.
 
 Every text comes from ``data/care/plan-content.yaml`` (written for actnav in plain words, each
 block citing public pages) or from the product files (label periods and warnings, with the
-label's source); nothing is taken from the evaluation's clinician wording. Abbreviations are
+label's source); nothing is taken from the evaluation's clinician wording. The plan says once, at
+the top, who prepared it with which program and what a product's label is. Abbreviations are
 explained in brackets at their first use on the page and listed under "Words used in this plan".
 
 Building is pure (no clock, no I/O besides the packaged data and an optional local directory).
@@ -54,7 +57,7 @@ from actnav.care.plan_data import (
     load_support_directory,
 )
 from actnav.care.report import _environment
-from actnav.eligibility.engine import SourceInfo
+from actnav.eligibility.engine import Result, SourceInfo
 from actnav.eligibility.report_model import Evaluation, ProductResult, TrialMatchResult, Verdict
 from actnav.errors import ActnavError, InputError
 
@@ -169,7 +172,18 @@ class TherapyExplanation(_Out):
 
 class TherapySection(PlanSection):
     considered: list[ConsideredTherapy]
-    none_fits: list[str] = Field(description="The plain 'none fits now' text; empty when one fits.")
+    none_fits: list[str] = Field(
+        description="The plain 'none fits now' text, what would have to change, then the next steps; "
+        "empty when one fits."
+    )
+    changes: list[str] = Field(
+        default_factory=list,
+        description="What would have to change for an approved product for the patient's cancer "
+        "(also in none_fits).",
+    )
+    general: TextSection | None = Field(
+        default=None, description="Cell therapy in general: shown instead of `therapies` when none fits."
+    )
     therapies: list[TherapyExplanation]
 
 
@@ -306,6 +320,7 @@ class PatientPlan(_Out):
     content_version: str = Field(description="Version of plan-content.yaml.")
     title: str
     intro: str
+    about: str = Field(description="Who prepared the plan with which program, and what a label is.")
     therapy: TherapySection
     evaluation: TextSection
     workup: WorkupSection
@@ -362,8 +377,9 @@ class PatientPlan(_Out):
 class _Sources:
     """The plan's sources as they are cited: content pages, label records, directory pages."""
 
-    def __init__(self, content: PlanContent) -> None:
+    def __init__(self, content: PlanContent, products: Iterable[str] = ()) -> None:
         self._content = content
+        self._products = frozenset(products)
         self._by_id: dict[str, PlanSource] = {}
         self._by_url: dict[str, str] = {}
         self._label_ids: dict[tuple[str, str, str | None, str | None], str] = {}
@@ -380,9 +396,12 @@ class _Sources:
         return source.id
 
     def content(self, refs: Iterable[str]) -> list[str]:
+        """Cite content pages; a page about one product is left out unless the plan considers it."""
         ids: list[str] = []
         for ref in refs:
             entry = self._content.source(ref)
+            if entry.product is not None and entry.product not in self._products:
+                continue
             source_id = self._add(
                 PlanSource(
                     id=ref, title=entry.title, publisher=entry.publisher, url=entry.url, checked=entry.checked
@@ -467,8 +486,38 @@ def _plain_list(items: list[str]) -> str:
     return ", ".join(items[:-1]) + " and " + items[-1]
 
 
+def _what_would_change(
+    ev: Evaluation, content: PlanContent, sources: _Sources
+) -> tuple[list[str], list[str]]:
+    """For approved products that fit none of the patient's records: the label rules not met, in plain
+    words, and the label sources cited.
+
+    Only indications whose every failed top-level rule has a plain text (``considered.not_met.rules``)
+    are described: a failed diagnosis rule has none, so products for other cancers are never named.
+    """
+    text = content.considered.not_met
+    paragraphs: list[str] = []
+    cited: list[str] = []
+    for product in ev.products:
+        if not product.approved_on_as_of:
+            continue
+        for ind in product.indications:
+            if ind.verdict is not Verdict.NOT_ELIGIBLE:
+                continue
+            failed = [c.id for c in ind.criteria if c.result is Result.NOT_MET]
+            if not failed or any(rule not in text.rules for rule in failed):
+                continue
+            disease = content.diseases.get(ind.disease, ind.disease.replace("_", " "))
+            intro = text.intro.format(therapy=_therapy_name(product), disease=disease)
+            for line in [intro, *(text.rules[rule] for rule in failed)]:
+                if line not in paragraphs:
+                    paragraphs.append(line)
+            cited += [sources.label(product.brand, ind.source), *sources.content(text.sources)]
+    return paragraphs, _merge(cited)
+
+
 def _therapy_section(
-    products: list[ProductResult], content: PlanContent, sources: _Sources
+    ev: Evaluation, products: list[ProductResult], content: PlanContent, sources: _Sources
 ) -> TherapySection:
     text = content.considered
     considered: list[ConsideredTherapy] = []
@@ -502,7 +551,7 @@ def _therapy_section(
                 source_ids=[sources.label(product.brand, i.source) for i in possible],
             )
         )
-    shown = _modalities(products) or list(MODALITIES)
+    # When none fits: cell therapy in general, no product of another cancer (QA, issue 5).
     therapies = [
         TherapyExplanation(
             modality=m,
@@ -511,11 +560,27 @@ def _therapy_section(
             steps=[TherapyStep(id=s.id, title=s.title, text=s.text) for s in content.therapies[m].steps],
             source_ids=sources.content(content.therapies[m].sources),
         )
-        for m in shown
+        for m in _modalities(products)
     ]
+    general: TextSection | None = None
+    changes: list[str] = []
+    change_sources: list[str] = []
+    none_fits: list[str] = []
+    if not considered:
+        block = text.general
+        general = TextSection(
+            id="therapy-general",
+            title=block.title,
+            source_ids=sources.content(block.sources),
+            paragraphs=list(block.paragraphs),
+        )
+        changes, change_sources = _what_would_change(ev, content, sources)
+        none_fits = [text.none[0], *changes, *text.none[1:]]
     cited = _merge(
         sources.content(text.sources),
         *(c.source_ids for c in considered),
+        change_sources,
+        general.source_ids if general else [],
         *(t.source_ids for t in therapies),
     )
     return TherapySection(
@@ -523,7 +588,9 @@ def _therapy_section(
         title=text.title,
         source_ids=cited,
         considered=considered,
-        none_fits=[] if considered else list(text.none),
+        none_fits=none_fits,
+        changes=changes,
+        general=general,
         therapies=therapies,
     )
 
@@ -620,10 +687,11 @@ def _journey_section(
         ]
         name = content.therapies[modality].name if modality else ""
         journeys.append(Journey(modality=modality, name=name, steps=steps))
+    by_modality = [text.by_modality_sources.get(m, ()) for m in modalities if m is not None]
     return JourneySection(
         id="journey",
         title=text.title,
-        source_ids=sources.content(text.sources),
+        source_ids=sources.content([*text.sources, *(ref for refs in by_modality for ref in refs)]),
         intro=text.intro,
         journeys=journeys,
     )
@@ -642,17 +710,22 @@ def _side_effects_section(
 ) -> SideEffectsSection:
     text = content.side_effects
     modalities = set(_modalities(products)) or set(MODALITIES)
-    items = [
-        SideEffect(
-            id=item.id,
-            title=item.title,
-            what=item.what,
-            signs=list(item.signs),
-            source_ids=sources.content(item.sources),
+    items: list[SideEffect] = []
+    for item in text.items:
+        if not modalities & set(item.modalities):
+            continue
+        cited_item = sources.content(item.sources)
+        if not cited_item:
+            continue  # written about one product's study, and the plan does not consider it
+        items.append(
+            SideEffect(
+                id=item.id,
+                title=item.title,
+                what=item.what,
+                signs=list(item.signs),
+                source_ids=cited_item,
+            )
         )
-        for item in text.items
-        if modalities & set(item.modalities)
-    ]
     warnings: list[LabelWarnings] = []
     for product in products:
         boxed = [n for n in product.notes if n.kind == "boxed_warning"]
@@ -883,9 +956,9 @@ def build_plan(evaluation: Evaluation, *, directory_extra: Path | None = None) -
         :func:`actnav.toxicity.guidance.monitoring_plan` and the evaluation's label notes.
     """
     content = load_plan_content()
-    sources = _Sources(content)
     products = _considered_products(evaluation)
-    therapy = _therapy_section(products, content, sources)
+    sources = _Sources(content, products=[p.id for p in products])
+    therapy = _therapy_section(evaluation, products, content, sources)
     evaluation_section = _text_section(
         "evaluation",
         content.evaluation,
@@ -943,6 +1016,7 @@ def build_plan(evaluation: Evaluation, *, directory_extra: Path | None = None) -
         "content_version": content.version,
         "title": content.title,
         "intro": content.intro.format(date=evaluation.as_of.isoformat()),
+        "about": content.about,
         "therapy": therapy,
         "evaluation": evaluation_section,
         "workup": workup,

@@ -59,6 +59,10 @@ class SourceEntry(_Data):
     url: str
     seen: str
     checked: dt.date
+    product: str | None = Field(
+        default=None,
+        description="Product id when the page is about one product: cited only when the plan considers it.",
+    )
 
 
 class GlossaryEntry(_Data):
@@ -78,11 +82,28 @@ class Sourced(_Data):
     sources: tuple[str, ...] = Field(min_length=1)
 
 
+class TextBlock(Sourced):
+    title: str
+    paragraphs: tuple[str, ...] = ()
+    bullets: tuple[str, ...] = ()
+
+
+class NotMetText(Sourced):
+    """What would have to change for an approved product for the patient's cancer: ``intro`` then
+    the plain words of each label rule not met (criterion id -> text). A product is described only
+    when every rule it fails has a text here (so products for other cancers are never named)."""
+
+    intro: str
+    rules: dict[str, str]
+
+
 class ConsideredText(Sourced):
     title: str
     eligible: str
     needs_information: str
-    none: tuple[str, ...]
+    none: tuple[str, ...] = Field(min_length=2, description="'None fits' text, then the next steps.")
+    not_met: NotMetText
+    general: TextBlock = Field(description="Cell therapy in general, shown when no product is considered.")
 
 
 class TherapyStepText(_Data):
@@ -98,12 +119,6 @@ class TherapyText(Sourced):
     short_name: str
     summary: str
     steps: tuple[TherapyStepText, ...]
-
-
-class TextBlock(Sourced):
-    title: str
-    paragraphs: tuple[str, ...] = ()
-    bullets: tuple[str, ...] = ()
 
 
 class WorkupText(Sourced):
@@ -136,6 +151,9 @@ class JourneyText(Sourced):
     title: str
     intro: str
     steps: tuple[JourneyStepText, ...]
+    by_modality_sources: dict[Modality, tuple[str, ...]] = Field(
+        default_factory=dict, description="Sources of the by_modality texts (cited for that modality)."
+    )
 
 
 class SideEffectText(Sourced):
@@ -243,6 +261,7 @@ _PLACEHOLDERS: dict[str, frozenset[str]] = {
     "intro": frozenset({"date"}),
     "considered.eligible": frozenset({"therapy", "kind", "disease"}),
     "considered.needs_information": frozenset({"therapy", "kind", "disease"}),
+    "considered.not_met.intro": frozenset({"therapy", "disease"}),
     "workup.helps_decide": frozenset({"therapy"}),
     "workup.fitness_check": frozenset({"therapy"}),
     "undecided.needs_information": frozenset({"therapy"}),
@@ -267,6 +286,7 @@ class PlanContent(_Data):
     title: str = Field(description="The plan's heading.")
     diseases: dict[str, str] = Field(description="actnav disease concept id -> plain name.")
     intro: str
+    about: str = Field(description="Who made the plan and what a label is (explained once, at the top).")
     considered: ConsideredText
     therapies: dict[Modality, TherapyText]
     evaluation: TextBlock
@@ -292,7 +312,12 @@ class PlanContent(_Data):
         terms = [g.term for g in self.glossary]
         if len(terms) != len(set(terms)):
             raise ValueError("glossary: a term is listed twice")
-        for path, cited in _cited_sources(self.model_dump()):
+        cited_lists = _cited_sources(self.model_dump())
+        cited_lists += [
+            (f"journey.by_modality_sources.{m}", list(refs))
+            for m, refs in self.journey.by_modality_sources.items()
+        ]
+        for path, cited in cited_lists:
             unknown = [ref for ref in cited if ref not in self.sources]
             if unknown:
                 raise ValueError(f"{path}: unknown source {', '.join(unknown)}")

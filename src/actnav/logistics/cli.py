@@ -17,15 +17,20 @@
                          [--slip MILESTONE=D --actor WHO --reason WHY] [--format text|json] [--out FILE]
     actnav case dose [CASE] [--product P --indication I] --weight-kg KG [--format text|json]
     actnav case check-certificate [CASE] [--product P --indication I] --weight-kg KG --certificate FILE.json
-                         [--record --din DIN [--accept-oos TEXT] --actor WHO --reason WHY] [--format ...]
+                         [--record --din DIN [--accept-oos TEXT] --actor WHO --reason WHY [--at T]]
+                         [--format ...]
     actnav case bedside-check CASE --bag FILE.json --wristband FILE.json --actor WHO
     actnav case notify [--as-of D] [--to ADDRESS]... [--dry-run]
     actnav chain verify [--format text|json]
     actnav chain log [--din DIN] [--case CASE] [--format text|json]
 
 Patient identifiers are read only from files (``--identity``, ``--bag``, ``--wristband``; ``-`` is
-standard input), never from the command line, and never printed. ``--at`` is ISO 8601
-(``2026-03-02T09:30``, a time without an offset is local time); it defaults to now. Every command
+standard input), never from the command line, and never printed. Free text (``--reason``,
+``--deviation``, ``--accept-oos``, ``--detail``) must not carry patient identifiers either (they are
+not detected: do not write them); deviations and details are capped at 500 characters. ``--at`` is
+ISO 8601 (``2026-03-02T09:30``, a time without an offset is local time); it defaults to now. It
+may not be later than now (5 minutes of clock difference allowed) nor earlier than the case's
+previous step (a custody event: the collection's previous event); planned dates are slips. Every command
 takes ``--database-url`` (default ``ACTNAV_DATABASE_URL``, else a SQLite file in the user data
 folder) and writes inside one transaction. Exit codes: 0 done, 2 bad input or a refused transition
 (the reasons are printed), 3 a broken data file, 4 ``chain verify`` found the custody log broken.
@@ -139,6 +144,8 @@ _OPTION_OF = {
     "decision": "--decision",
     "milestone": "--slip",
     "details": "--detail",
+    "deviation": "--deviation",
+    "accepted_deviation": "--accept-oos",
     "bag": "--bag",
 }
 
@@ -472,7 +479,12 @@ def advance_command(
         Path | None, typer.Option("--wristband", metavar="FILE.json", help="Patient wristband (infused).")
     ] = None,
     deviation: Annotated[
-        str | None, typer.Option("--deviation", help="Infusion outside the label window: why and who agreed.")
+        str | None,
+        typer.Option(
+            "--deviation",
+            help="Infusion outside the label window: why and who agreed (at most 500 characters; "
+            "do not write patient identifiers).",
+        ),
     ] = None,
     database_url: DatabaseUrl = None,
     output_format: FormatOption = OutputFormat.TEXT,
@@ -668,7 +680,12 @@ def custody_command(
     at: AtOption = None,
     location: Annotated[str | None, typer.Option("--location", help="Where.")] = None,
     detail: Annotated[
-        list[str] | None, typer.Option("--detail", metavar="KEY=VALUE", help="Extra detail (repeatable).")
+        list[str] | None,
+        typer.Option(
+            "--detail",
+            metavar="KEY=VALUE",
+            help="Extra detail (repeatable; values up to 500 characters; do not write patient identifiers).",
+        ),
     ] = None,
     database_url: DatabaseUrl = None,
     output_format: FormatOption = OutputFormat.TEXT,
@@ -719,7 +736,9 @@ def schedule_command(
     slip: Annotated[
         list[str] | None,
         typer.Option(
-            "--slip", metavar="MILESTONE=DATE", help="A milestone now expected on another day (recorded)."
+            "--slip",
+            metavar="MILESTONE=DATE",
+            help="A milestone still ahead now expected on another day, today or later (recorded).",
         ),
     ] = None,
     actor: Annotated[
@@ -747,6 +766,7 @@ def schedule_command(
                 schedule = build_schedule(product, indication, as_of=today, planned_collection=planned)
             else:
                 engine = _engine(database_url)
+                now = _now()
                 for item in slip or []:
                     key, sep, value = item.partition("=")
                     day = _date(value, "--slip") if sep else None
@@ -759,10 +779,11 @@ def schedule_command(
                         case,
                         key.strip(),
                         day,
-                        at=_now(),
-                        recorded_at=_now(),
+                        at=now,
+                        recorded_at=now,
                         actor=actor,
                         reason=reason,
+                        today=now.astimezone().date(),
                     )
                 schedule = service.case_schedule(engine, case, as_of=today, planned_collection=planned)
         if output_format is OutputFormat.JSON:
@@ -831,7 +852,10 @@ def check_certificate_command(
     accept_oos: Annotated[
         str | None,
         typer.Option(
-            "--accept-oos", metavar="TEXT", help="Out of specification: the documented decision to proceed."
+            "--accept-oos",
+            metavar="TEXT",
+            help="Out of specification: the documented decision to proceed (at most 500 characters; "
+            "do not write patient identifiers).",
         ),
     ] = None,
     actor: Annotated[
@@ -840,7 +864,15 @@ def check_certificate_command(
     reason: Annotated[
         str, typer.Option("--reason", help="Why.")
     ] = "certificate checked against the labelled dose",
-    at: AtOption = None,
+    at: Annotated[
+        str | None,
+        typer.Option(
+            "--at",
+            metavar="TIME",
+            help="With --record: when the product was released, ISO 8601 (default: now).",
+            show_default=False,
+        ),
+    ] = None,
     database_url: DatabaseUrl = None,
     output_format: FormatOption = OutputFormat.TEXT,
 ) -> None:

@@ -30,6 +30,11 @@ What a step needs (all of it checked again at infusion):
   collections with its custody log at ``thawed``, and a passed bedside identity check.
 
 For TIL products the collection is a tumour resection rather than an apheresis.
+
+When things happened (:func:`check_event_time`): a recorded step or custody event happened, so it
+may not be dated after "now" (the caller's clock, with :data:`CLOCK_SKEW` of tolerance for clocks
+that differ) nor before the previous step of its case (or the previous custody event of its
+collection). Planned dates belong to the schedule (a slip), not to the record.
 """
 
 from __future__ import annotations
@@ -101,6 +106,12 @@ BRIDGING_STEPS: frozenset[Step] = frozenset(ORDER[ORDER.index(Step.REVIEW) : ORD
 """Steps during which bridging therapy may be recorded (from the review to lymphodepletion)."""
 
 INFUSABLE_CUSTODY = "thawed"
+
+CLOCK_SKEW = dt.timedelta(minutes=5)
+"""How far after "now" an event may be dated: clocks of the caller's devices differ by a few minutes."""
+
+FREE_TEXT_MAX = 500
+"""Longest free text of a deviation or a custody detail (characters); it is a note, not a narrative."""
 
 
 def parse_step(text: str, *, where: str = "step") -> Step:
@@ -277,6 +288,69 @@ def _infusion_requirements(facts: CaseFacts, infusion: InfusionCheck | None) -> 
                 "document the deviation to proceed"
             )
     return reasons
+
+
+def _when(moment: dt.datetime) -> str:
+    utc = moment.replace(tzinfo=dt.UTC) if moment.tzinfo is None else moment.astimezone(dt.UTC)
+    return utc.isoformat(timespec="minutes").replace("+00:00", "Z")
+
+
+def check_event_time(
+    at: dt.datetime,
+    *,
+    now: dt.datetime,
+    previous: dt.datetime | None = None,
+    previous_what: str = "step",
+    where: str = "at",
+) -> None:
+    """Refuse an event dated in the future or before the event it follows.
+
+    Args:
+        at: when the event happened (timezone-aware; a naive value is read as UTC).
+        now: the caller's clock (the ``recorded_at`` of the write).
+        previous: when the previous step of the case (or custody event of the collection) happened.
+        previous_what: what that previous event was, for the message (``step review``).
+        where: the input field named by the error.
+
+    Raises:
+        InputError: ``at`` is more than :data:`CLOCK_SKEW` after ``now``, or before ``previous``
+            (the message gives both times, in UTC).
+    """
+
+    def aware(moment: dt.datetime) -> dt.datetime:
+        return moment.replace(tzinfo=dt.UTC) if moment.tzinfo is None else moment
+
+    if aware(at) > aware(now) + CLOCK_SKEW:
+        minutes = int(CLOCK_SKEW.total_seconds() // 60)
+        raise InputError(
+            f"{_when(at)} is in the future (now is {_when(now)}, {minutes} minutes of clock difference "
+            "allowed): record a step once it has happened; a planned date belongs to the schedule "
+            "(a slip)",
+            where=where,
+        )
+    if previous is not None and aware(at) < aware(previous):
+        raise InputError(
+            f"{_when(at)} is before the previous {previous_what} ({_when(previous)}): "
+            "a step is dated when it happened, after the one it follows",
+            where=where,
+        )
+
+
+def check_free_text(text: str | None, *, where: str, limit: int = FREE_TEXT_MAX) -> str | None:
+    """Free text stripped (None when empty), refused when longer than ``limit`` characters.
+
+    Free text is a short note; it must not carry patient identifiers (names are not detected).
+
+    Raises:
+        InputError: longer than ``limit`` (``where``).
+    """
+    value = (text or "").strip()
+    if len(value) > limit:
+        raise InputError(
+            f"{len(value)} characters: at most {limit} (a short note; never a patient identifier)",
+            where=where,
+        )
+    return value or None
 
 
 def window_text(low: float | None, high: float | None) -> str:

@@ -15,7 +15,9 @@ Milestones, each planned from the one before it::
       + follow-up visit days (programme default)            -> follow_up_<day>
 
 A milestone's date is, in this order: the recorded (actual) date, an expected date someone set
-(a slip), or the computed one. Everything after a slipped or recorded date moves with it.
+(a slip), or the computed one. Everything after a slipped or recorded date moves with it. A step
+that happened is ``done``; the steps of the chain before the latest recorded one happened too
+(``done``, undated when their date is not recorded): only the steps after it are planned.
 
 Conflicts flagged: lymphodepletion ending outside the label's window before infusion, a regimen
 whose recorded length differs from the label's, lymphodepletion starting before the product
@@ -145,7 +147,8 @@ def build_schedule(
         indication_id: the product's indication id (picks the lymphodepletion row); may be None when
             the product has one row.
         as_of: today, for ``done``/``overdue``/``due``.
-        actual: recorded dates by milestone key (:data:`CHAIN`): they are facts and are not moved.
+        actual: recorded dates by milestone key (:data:`CHAIN`): they are facts and are not moved;
+            the milestones of the chain before the latest of them are done (undated if absent).
         expected: expected dates set by a user (a slip), by milestone key.
         planned_collection: the planned collection date when none is recorded or expected.
 
@@ -176,6 +179,8 @@ def build_schedule(
         )
     ld_source = source_info(ld.source, product.references) if ld is not None else None
 
+    latest = max((CHAIN.index(key) for key in actual), default=-1)
+    passed = {key for key in CHAIN[: max(latest, 0)] if key not in actual}
     dated: dict[str, Milestone] = {}
     used_defaults: list[tuple[str, Duration]] = []
 
@@ -190,6 +195,8 @@ def build_schedule(
         day: dt.date | None
         if key in actual:
             day, basis, is_default = actual[key], "recorded", False
+        elif key in passed:
+            day, basis, is_default = None, "done (date not recorded)", False
         elif key in expected:
             day, basis, is_default = expected[key], "expected (set by a user)", False
         else:
@@ -301,13 +308,14 @@ def build_schedule(
     conflicts = _conflicts(product, ld, ld_source, dated, data)
     horizon = defaults.notify_horizon_days
     milestones = [
-        _finish(m, infusion, as_of, horizon, done=m.key in actual) for m in (*dated.values(), *after)
+        _finish(m, infusion, as_of, horizon, done=m.key in actual or m.key in passed)
+        for m in (*dated.values(), *after)
     ]
     # The chain keeps its order (a slip may put a date out of order: flagged, not hidden); the
     # milestones after infusion are listed by date.
     milestones[len(dated) :] = sorted(milestones[len(dated) :], key=lambda m: (m.date or dt.date.max, m.key))
     for key, duration in used_defaults:
-        if duration.programme_default and dated[key].basis not in ("recorded", "expected (set by a user)"):
+        if duration.programme_default and key not in actual and key not in passed and key not in expected:
             notes.append(f"{TITLES[key]}: {duration.days} d is a programme default ({duration.basis})")
     unconfirmed = any(m.programme_default for m in milestones) or any(
         m.source is not None and not m.source.confirmed for m in milestones

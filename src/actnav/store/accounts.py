@@ -28,7 +28,7 @@ from sqlalchemy import Boolean, DateTime, ForeignKey, Integer, String, Text, fun
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from actnav.errors import InputError
-from actnav.store.db import Base
+from actnav.store.db import Base, storable
 
 USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{2,63}$")
 MIN_PASSWORD = 10  # NIST SP 800-63B-4 section 3.1.1.2 asks at least 8; we ask 10
@@ -193,7 +193,7 @@ def create_user(
 
 def authenticate(session: Session, username: str, password: str) -> UserRow | None:
     """The active account with this username and password, or None (same cost either way)."""
-    row = session.scalar(select(UserRow).where(UserRow.username == username.strip().lower()))
+    row = user_by_username(session, username)
     stored = row.password_hash if row is not None and row.active else _DUMMY_HASH
     try:
         _hasher.verify(stored, password[:MAX_PASSWORD])
@@ -302,9 +302,10 @@ def audit(
 
 def user_by_username(session: Session, username: str) -> UserRow | None:
     """The account with this username (any case), or None."""
-    if not username or len(username) > 64:
+    name = username.strip().lower()
+    if not name or len(name) > 64 or not storable(name):
         return None
-    return session.scalar(select(UserRow).where(UserRow.username == username.strip().lower()))
+    return session.scalar(select(UserRow).where(UserRow.username == name))
 
 
 def staff_accounts(session: Session) -> list[UserRow]:
@@ -335,6 +336,8 @@ def audit_events(
         query = query.where(AuditEventRow.patient_id == patient_id)
     if user_id is not None:
         query = query.where(AuditEventRow.user_id == user_id)
+    if action and not storable(action):
+        return [], 0
     if action:
         query = query.where(AuditEventRow.action == action)
     total = session.scalar(select(func.count()).select_from(query.subquery())) or 0

@@ -16,6 +16,11 @@ Tables:
   :mod:`actnav.logistics.custody`), with ``custody_chain_head`` holding the newest sequence number
   and hash so that deleting the newest entry is detected too.
 
+Every write checks when it says things happened (:func:`actnav.logistics.lifecycle.check_event_time`):
+not after ``recorded_at`` (the caller's "now", 5 minutes of clock difference allowed), and for a
+transition, a collection or the release not before the case's previous step (its newest transition
+or release), for a custody event not before the previous event of the same DIN.
+
 There is no function that updates or deletes a custody event. Times are stored in UTC; the custody
 log stores them as ISO 8601 text so the hashed form is the stored form on every database.
 Case references follow :data:`actnav.store.toxicity.CASE_REF` (pseudonymous, never a name).
@@ -47,6 +52,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from actnav.errors import InputError
+from actnav.knowledge.models import Product
 from actnav.logistics import custody as chain
 from actnav.logistics.bedside import BagLabel, BedsideResult, PatientIdentifiers, bedside_check, identity_hash
 from actnav.logistics.din import Din, make_din, parse_din
@@ -59,6 +65,8 @@ from actnav.logistics.lifecycle import (
     LymphodepletionDates,
     Release,
     Step,
+    check_event_time,
+    check_free_text,
     check_transition,
     unmet_requirements,
 )
@@ -306,6 +314,38 @@ def _iso(moment: dt.datetime) -> str:
     return utc(moment).isoformat(timespec="seconds")
 
 
+def _latest_step(session: Session, row: LogisticsCaseRow) -> tuple[dt.datetime, str] | None:
+    """When the case's previous step happened and what it was: its newest transition, or the
+    release when that was recorded after it."""
+    last = session.scalars(
+        select(LogisticsTransitionRow)
+        .where(LogisticsTransitionRow.case_id == row.id)
+        .order_by(LogisticsTransitionRow.seq.desc())
+        .limit(1)
+    ).first()
+    found = (utc(last.at), f"step {last.to_step}") if last is not None else None
+    releases = _records(session, row.id, "release")
+    if releases and (found is None or utc(releases[-1].at) > found[0]):
+        found = (utc(releases[-1].at), "product release")
+    return found
+
+
+def _check_step_time(
+    session: Session, row: LogisticsCaseRow, at: dt.datetime, recorded_at: dt.datetime
+) -> None:
+    previous = _latest_step(session, row)
+    check_event_time(
+        utc(at),
+        now=utc(recorded_at, where="recorded_at"),
+        previous=previous[0] if previous else None,
+        previous_what=previous[1] if previous else "step",
+    )
+
+
+def _check_not_future(at: dt.datetime, recorded_at: dt.datetime) -> None:
+    check_event_time(utc(at), now=utc(recorded_at, where="recorded_at"))
+
+
 # ---------------------------------------------------------------------------------------------
 # Reading
 # ---------------------------------------------------------------------------------------------
@@ -516,6 +556,16 @@ def _add_record(
     )
 
 
+def _check_indication(product: Product, indication_id: str) -> None:
+    ids = [i.id for i in product.indications]
+    if indication_id not in ids:
+        raise InputError(
+            f"{product.brand} has no indication {indication_id!r}",
+            where="indication",
+            hint="one of " + ", ".join(ids),
+        )
+
+
 def open_case(
     engine: Engine,
     case_ref: str,
@@ -540,16 +590,18 @@ def open_case(
         identity: the patient's identifiers, to register their Argon2id hash (never stored as such).
 
     Raises:
-        InputError: malformed reference, actor or reason; unknown product or indication; the case
-            exists already.
+        InputError: malformed reference, actor or reason; unknown product or indication (the hint
+            lists the product's indication ids); ``at`` after ``recorded_at`` (5 minutes of
+            tolerance); the case exists already.
     """
     from actnav.toxicity.guidance import resolve_product
 
     check_case_ref(case_ref)
     who, why = _actor(actor), _reason(reason)
     product = resolve_product(product_id, where="product")
-    if indication_id is not None and indication_id not in {i.id for i in product.indications}:
-        raise InputError(f"{product.brand} has no indication {indication_id!r}", where="indication")
+    if indication_id is not None:
+        _check_indication(product, indication_id)
+    _check_not_future(at, recorded_at)
     hashed = identity_hash(identity) if identity is not None else None
     create_schema(engine)
     try:
@@ -602,6 +654,7 @@ def register_identity(
     """
     check_case_ref(case_ref)
     who, why = _actor(actor), _reason(reason)
+    _check_not_future(at, recorded_at)
     hashed = identity_hash(identity)
     create_schema(engine)
     with session_scope(engine) as session:
@@ -643,6 +696,7 @@ def attach_report(
     if not re.fullmatch(r"[0-9a-f]{64}", sha256):
         raise InputError("not a SHA-256 hex digest", where="report")
     who, why = _actor(actor), _reason(reason)
+    _check_not_future(at, recorded_at)
     create_schema(engine)
     with session_scope(engine) as session:
         row = _case_row(session, case_ref)
@@ -691,6 +745,7 @@ def record_bridging(
         raise InputError("name the bridging regimen (1-500 characters)", where="regimen")
     if end is not None and end < start:
         raise InputError("bridging ends before it starts", where="end")
+    _check_not_future(at, recorded_at)
     create_schema(engine)
     with session_scope(engine) as session:
         row = _case_row(session, case_ref)
@@ -726,6 +781,7 @@ def record_lymphodepletion(
     who, why = _actor(actor), _reason(reason)
     if end < start:
         raise InputError("lymphodepletion ends before it starts", where="end")
+    _check_not_future(at, recorded_at)
     create_schema(engine)
     with session_scope(engine) as session:
         row = _case_row(session, case_ref)
@@ -771,10 +827,13 @@ def record_release(
 
     Raises:
         InputError: no such case; the DIN is not one of the case's collections; the check is for
-            another product; the case is not in manufacturing or release testing.
+            another product; the case is not in manufacturing or release testing; ``at`` after
+            ``recorded_at`` or before the case's previous step; ``accepted_deviation`` longer than
+            :data:`~actnav.logistics.lifecycle.FREE_TEXT_MAX` characters.
     """
     check_case_ref(case_ref)
     who, why = _actor(actor), _reason(reason)
+    deviation = check_free_text(accepted_deviation, where="accepted_deviation")
     create_schema(engine)
     with session_scope(engine) as session:
         row = _case_row(session, case_ref)
@@ -787,12 +846,12 @@ def record_release(
             raise InputError(
                 f"the case is at {row.step}: a release is recorded during release testing", where="step"
             )
+        _check_step_time(session, row, at, recorded_at)
         din_text = None
         if din is not None:
             din_text = parse_din(din).text
             if din_text not in {c.din for c in _collections(session, row.id)}:
                 raise InputError(f"{din_text} is not a collection of this case", where="din")
-        deviation = (accepted_deviation or "").strip() or None
         payload = {
             "status": check.status,
             "din": din_text,
@@ -833,6 +892,7 @@ def record_expected_date(
         raise InputError(
             f"unknown milestone {milestone!r}", where="milestone", hint="one of " + ", ".join(CHAIN)
         )
+    _check_not_future(at, recorded_at)
     create_schema(engine)
     with session_scope(engine) as session:
         row = _case_row(session, case_ref)
@@ -872,7 +932,8 @@ def advance(
             ``not_proceed`` is recorded.
         product_id / indication_id: the review's choice (with ``decision="proceed"``).
         lymphodepletion: ``(start, end, regimen)`` for ``-> lymphodepletion``.
-        deviation: for ``-> infused`` outside the label's window: why, and who agreed.
+        deviation: for ``-> infused`` outside the label's window: why, and who agreed (at most
+            :data:`~actnav.logistics.lifecycle.FREE_TEXT_MAX` characters; no patient identifiers).
         bag / wristband: for ``-> infused``: the bag label and the wristband (the bedside check runs
             here; its result, without identifiers, is recorded even when it fails).
 
@@ -881,7 +942,9 @@ def advance(
 
     Raises:
         TransitionRefused: the move is not allowed or something it needs is missing (every reason).
-        InputError: malformed inputs, unknown case.
+        InputError: malformed inputs, unknown case; ``at`` after ``recorded_at`` (5 minutes of
+            tolerance) or before the case's previous step (``where="at"``, the message gives both
+            times); for ``-> infused``, ``at`` before the bag's previous custody event.
     """
     from actnav.logistics.schedule import lymphodepletion_row
     from actnav.toxicity.guidance import resolve_product
@@ -892,11 +955,13 @@ def advance(
         raise InputError("the decision is proceed or not_proceed", where="decision")
     if target is Step.INFUSED and (bag is None or wristband is None):
         raise InputError("infusion needs the bag label and the wristband for the bedside check", where="bag")
+    deviation = check_free_text(deviation, where="deviation")
     create_schema(engine)
     failed_check: tuple[BedsideResult, str] | None = None
     try:
         with session_scope(engine) as session:
             row = _case_row(session, case_ref)
+            _check_step_time(session, row, at, recorded_at)
             facts = _facts(session, row)
             details: dict[str, Any] = {}
             if decision is not None:
@@ -904,8 +969,8 @@ def advance(
             if target is Step.AUTHORISATION:
                 product = resolve_product(product_id or row.product_id, where="product")
                 chosen = indication_id or row.indication_id
-                if chosen is not None and chosen not in {i.id for i in product.indications}:
-                    raise InputError(f"{product.brand} has no indication {chosen!r}", where="indication")
+                if chosen is not None:
+                    _check_indication(product, chosen)
                 facts = replace(facts, product_id=product.id, indication_id=chosen)
                 details.update(product=product.id, indication=chosen)
             if lymphodepletion is not None:
@@ -930,7 +995,7 @@ def advance(
                     infusion_date=at.date(),
                     window_min_days=ld_row.infuse_days_after_min if ld_row else None,
                     window_max_days=ld_row.infuse_days_after_max if ld_row else None,
-                    deviation=(deviation or "").strip() or None,
+                    deviation=deviation,
                 )
                 details.update(din=result.din, bedside_check="passed" if result.passed else "failed")
                 if infusion.deviation:
@@ -1037,6 +1102,7 @@ def run_bedside_check(
     """
     check_case_ref(case_ref)
     who, why = _actor(actor), _reason(reason)
+    _check_not_future(at, recorded_at)
     create_schema(engine)
     with session_scope(engine) as session:
         row = _case_row(session, case_ref)
@@ -1079,7 +1145,8 @@ def add_collection(
         The DIN.
 
     Raises:
-        InputError: no such case; the case is not at the collection step; malformed facility.
+        InputError: no such case; the case is not at the collection step; malformed facility;
+            ``at`` after ``recorded_at`` or before the case entered the collection step.
     """
     from actnav.toxicity.guidance import resolve_product
 
@@ -1094,6 +1161,7 @@ def add_collection(
             raise InputError(
                 f"the case is at {row.step}: collections are recorded at the collection step", where="step"
             )
+        _check_step_time(session, row, at, recorded_at)
         fin = facility.strip().upper()
         last = session.scalar(
             select(func.max(LogisticsCollectionRow.sequence)).where(
@@ -1139,18 +1207,25 @@ def _append_custody(
     location: str | None,
     details: dict[str, Any],
 ) -> chain.Entry:
-    previous = session.scalars(
-        select(CustodyEventRow.event)
+    last = session.scalars(
+        select(CustodyEventRow)
         .where(CustodyEventRow.din == din)
         .order_by(CustodyEventRow.seq.desc())
         .limit(1)
     ).first()
+    previous = last.event if last is not None else None
     if event not in chain.allowed_next(previous):
         allowed = ", ".join(sorted(chain.allowed_next(previous))) or "nothing (the product was infused)"
         after = f"after {previous!r}" if previous else "as the first event"
         raise InputError(
             f"custody event {event!r} cannot come {after} for {din} (allowed: {allowed})", where="event"
         )
+    check_event_time(
+        utc(at),
+        now=utc(recorded_at, where="recorded_at"),
+        previous=dt.datetime.fromisoformat(last.at) if last is not None else None,
+        previous_what=f"custody event {previous!r} of {din}",
+    )
     head = session.get(CustodyHeadRow, 1, with_for_update=True)
     seq = head.seq + 1 if head is not None else 1
     prev_hash = head.entry_hash if head is not None else chain.GENESIS
@@ -1215,7 +1290,10 @@ def append_custody_event(
 
     Raises:
         InputError: unknown event, DIN not of this case, the event cannot follow the previous one,
-            or another writer appended at the same moment (try again).
+            ``at`` after ``recorded_at`` (5 minutes of tolerance) or before the DIN's previous
+            event, ``details`` too long (at most 20 entries; keys up to 50 characters, values up to
+            :data:`~actnav.logistics.lifecycle.FREE_TEXT_MAX`; no patient identifiers), or another
+            writer appended at the same moment (try again).
     """
     check_case_ref(case_ref)
     who = _actor(actor)
@@ -1227,6 +1305,7 @@ def append_custody_event(
         how = "a new collection" if event == "collected" else "the infusion step (after the bedside check)"
         raise InputError(f"{event!r} is recorded by {how}", where="event")
     din_text = parse_din(din).text
+    _check_details(details or {})
     create_schema(engine)
     try:
         with session_scope(engine) as session:
@@ -1249,6 +1328,15 @@ def append_custody_event(
         raise InputError(
             "another custody event was appended at the same moment: try again", where="custody"
         ) from exc
+
+
+def _check_details(details: dict[str, Any]) -> None:
+    if len(details) > 20:
+        raise InputError(f"{len(details)} details: at most 20", where="details")
+    for key, value in details.items():
+        if not isinstance(key, str) or not 0 < len(key.strip()) <= 50:
+            raise InputError(f"a detail's name is 1-50 characters: {str(key)[:60]!r}", where="details")
+        check_free_text(str(value), where="details")
 
 
 def _entry_view(entry: chain.Entry) -> CustodyEntryView:

@@ -58,5 +58,5 @@ def migrate(engine: Engine) -> None:
                 command.upgrade(cfg, "head")
         except (OperationalError, ProgrammingError) as exc:
             safe = engine.url.render_as_string(hide_password=True)
-            raise InputError(f"cannot open or upgrade the database: {exc.orig}", where=safe) from exc
+            raise InputError(f"cannot open or upgrade the database {safe}: {exc.orig}", where=safe) from exc
         _done.add(key)

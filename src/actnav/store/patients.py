@@ -27,7 +27,7 @@ from sqlalchemy import JSON, Date, DateTime, ForeignKey, Integer, String, Text, 
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from actnav.store.db import Base
+from actnav.store.db import Base, storable
 
 _JSON = JSON().with_variant(JSONB(), "postgresql")
 
@@ -131,7 +131,7 @@ def new_public_id() -> str:
 
 def patient_by_public_id(session: Session, public_id: str) -> PatientRow | None:
     """The patient with this public id, or None."""
-    if not public_id or len(public_id) > 24:
+    if not public_id or len(public_id) > 24 or not storable(public_id):
         return None
     return session.scalar(select(PatientRow).where(PatientRow.public_id == public_id))
 

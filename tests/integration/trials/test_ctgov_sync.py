@@ -1,4 +1,4 @@
-"""Sync with ClinicalTrials.gov into SQLite (actnav.trials.ctgov.sync): what changed, recorded.
+"""Sync with ClinicalTrials.gov into SQLite and PostgreSQL (actnav.trials.ctgov.sync): changes recorded.
 
 The registry is replayed: tests/fixtures/trials/ctgov holds three recorded search pages (9 real
 ACT records in the API v2 shape) and one extra study; a second sync serves edited copies (a
@@ -20,10 +20,13 @@ import httpx
 import pytest
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
+from tests.pg import BOTH
 
 from actnav.store.db import create_schema, get_engine, session_scope
 from actnav.store.trials import SyncRunRow, TrialChangeRow, get_trial
 from actnav.trials.ctgov import CtgovClient, CtgovError, RetryPolicy, SearchQuery, sync
+
+DATABASE_BACKENDS = BOTH
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "trials" / "ctgov"
 TOKENS = {None: 0, "ZVNkVfNWtkRXhMZ3": 1, "NUpHVGZjb2hGbE1y": 2}
@@ -90,8 +93,8 @@ def second_sync_pages() -> list[dict[str, Any]]:
 
 
 @pytest.fixture
-def engine(tmp_path: Path) -> Engine:
-    eng = get_engine(f"sqlite:///{tmp_path / 'sync.db'}")
+def engine(migrated_database_url: str) -> Engine:
+    eng = get_engine(migrated_database_url)
     create_schema(eng)
     return eng
 

@@ -1,4 +1,4 @@
-"""Trial records into a real SQLite database (actnav.store.trials): the upsert rule and batches.
+"""Trial records into real SQLite and PostgreSQL databases (actnav.store.trials): upserts, batches.
 
 Uses the packaged records (always present) and, for the 56-record import, the originals in
 ../shared/data (skipped with a reason when absent, a failure in CI).
@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
+from tests.pg import BOTH
 
 from actnav.store.db import create_schema, get_engine, session_scope
 from actnav.store.trials import (
@@ -33,6 +34,8 @@ from actnav.trials.cli import import_files
 from actnav.trials.models import TrialRecord
 from actnav.trials.sources import iter_bundled_records, parse_record, read_path
 
+DATABASE_BACKENDS = BOTH
+
 SHARED = Path(__file__).resolve().parents[3] / ".." / "shared"
 NOW = dt.datetime(2026, 11, 29, 9, 30, tzinfo=dt.timezone(dt.timedelta(hours=-5)))
 
@@ -47,8 +50,8 @@ def require_shared(*parts: str) -> Path:
 
 
 @pytest.fixture
-def engine(tmp_path: Path) -> Engine:
-    eng = get_engine(f"sqlite:///{tmp_path / 'actnav.db'}")
+def engine(migrated_database_url: str) -> Engine:
+    eng = get_engine(migrated_database_url)
     create_schema(eng)
     return eng
 

@@ -58,6 +58,35 @@ MYELOMA = "myeloma-three-lines-63m"
 
 # Words of capitals that are not abbreviations a patient must have explained.
 ALLOWED_CAPITALS = {"US"}
+ALL_EXAMPLES = sorted(p.stem for p in EXAMPLES.glob("*.json"))
+V600E = "melanoma-braf-v600e-no-braf-inhibitor-42m"
+
+# The FDA-approved cell therapies for cancer (FDA list of approved cellular and gene therapy
+# products; clinical reference section 1.0): brand and international non-proprietary name.
+CAR_T_PRODUCTS = {
+    "Kymriah": "tisagenlecleucel",
+    "Yescarta": "axicabtagene ciloleucel",
+    "Tecartus": "brexucabtagene autoleucel",
+    "Breyanzi": "lisocabtagene maraleucel",
+    "Abecma": "idecabtagene vicleucel",
+    "Carvykti": "ciltacabtagene autoleucel",
+    "Aucatzyl": "obecabtagene autoleucel",
+}
+PRODUCT_NAMES = [
+    *CAR_T_PRODUCTS,
+    *CAR_T_PRODUCTS.values(),
+    "Amtagvi",
+    "lifileucel",
+    "Tecelra",
+    "afamitresgene",
+]
+# British spellings the US-English plan must not use (the organisations and helplines are US).
+BRITISH = re.compile(
+    r"\b(tumours?|centres?|leukaemias?|diarrhoea|anaemia|counsell\w*|programmes?|recognis\w*|"
+    r"specialis(?:e|es|ed|ing)|organisations?|pasteuris\w*|oedema|haem\w*|colour|behaviour|practise|"
+    r"wholegrains|fridge|in hospital|into hospital)\b",
+    re.IGNORECASE,
+)
 
 
 @cache
@@ -153,7 +182,7 @@ def test_topic_1_what_the_therapy_is_collection_selection_expansion_infusion() -
     assert [t.modality for t in therapies] == ["TIL"]
     steps = therapies[0].steps
     assert [s.id for s in steps] == ["collection", "selection", "expansion", "infusion"]
-    assert "tumour" in steps[0].text
+    assert "tumor" in steps[0].text
     assert "not changed" in steps[1].text
 
 
@@ -168,7 +197,7 @@ def test_topic_1_car_t_and_tcr_t_cells_are_collected_from_blood_and_changed() ->
 def test_topic_2_who_may_be_eligible_and_how_they_are_evaluated() -> None:
     section = plan_for(MELANOMA).evaluation
     text = " ".join([*section.paragraphs, *section.bullets])
-    for cancer in ("leukaemias", "lymphomas", "myeloma", "melanoma", "synovial sarcoma", "clinical trials"):
+    for cancer in ("leukemias", "lymphomas", "myeloma", "melanoma", "synovial sarcoma", "clinical trials"):
         assert cancer in text
     for step in (
         "medical history",
@@ -189,8 +218,8 @@ def test_topic_2_the_work_up_ahead_is_the_evaluations_in_plain_words() -> None:
     entries = {e.item_id: e for g in plan.workup.groups for e in g.entries}
     assert set(entries) == {w.id for w in evaluation("melanoma-braf-untested-42m").workup}
     assert "braf_testing" in entries
-    assert entries["braf_testing"].text == "Testing the tumour for a change in the BRAF gene."
-    assert entries["braf_testing"].why == ["Helps decide whether Amtagvi (lifileucel) fits you."]
+    assert entries["braf_testing"].text == "Testing the tumor for a change in the BRAF gene."
+    assert entries["braf_testing"].why == ["This helps decide whether Amtagvi (lifileucel) fits you."]
     assert [t.status for t in plan.therapy.considered] == ["more_information_needed"]
     assert any("Amtagvi (lifileucel) fits you is not decided yet" in b for b in plan.undecided.bullets)
 
@@ -218,10 +247,12 @@ def test_topic_4_side_effects_and_when_to_call() -> None:
     ids = [item.id for item in plan.side_effects.items]
     assert ids == ["til-reactions", "infections-low-counts", "organs", "tiredness-rash"]
     call = plan.when_to_call
-    assert any("38.0 °C (100.4 °F)" in sign for sign in call.urgent_signs)
+    # The fever threshold of the CDC page the section cites: 100.4 °F (38 °C); US units first.
+    assert "Fever of 100.4 °F (38.0 °C) or higher" in call.urgent_signs
+    assert "cdc-infections" in call.source_ids
     assert "emergency number" in call.paragraphs[0]
     assert "do not send a message or ask for a consultation" in call.paragraphs[0]  # spec section 3
-    assert any("Emergency number given by your treatment centre" in f for f in call.fill_in)
+    assert any("Emergency number given by your treatment center" in f for f in call.fill_in)
 
 
 def test_topic_4_car_t_side_effects_are_crs_and_neurotoxicity() -> None:
@@ -264,7 +295,7 @@ def test_lifileucel_has_no_label_period_and_is_given_in_hospital() -> None:
     assert (period.product_id, period.stay_near_weeks, period.no_driving_weeks) == ("lifileucel", None, None)
     text = " ".join(period.texts)
     assert "gives no fixed number of weeks" in text
-    assert "given in hospital" in text
+    assert "given in the hospital" in text
 
 
 @pytest.mark.parametrize(
@@ -384,12 +415,12 @@ def test_topics_7_and_8_emotional_financial_and_practical_support() -> None:
     support = plan_for(MELANOMA).support
     emotional = " ".join(support.emotional)
     financial = " ".join(support.financial)
-    for words in ("anxious", "counsellor", "Support groups", "Caregivers"):
+    for words in ("anxious", "counselor", "Support groups", "Caregivers"):
         assert words in emotional
     for words in (
         "insurance",
-        "financial counsellor",
-        "government programmes",
+        "financial counselor",
+        "government programs",
         "grants",
         "travel",
         "place to stay",
@@ -416,14 +447,14 @@ def test_topic_9_holistic_care_from_nci_acs_or_wcrf() -> None:
         "white blood cells are low",
         "Ask your team before",
         "supplements",
-        "pasteurised",
+        "pasteurized",
     ):
         assert words in nutrition
     assert "No diet or food has been shown to cure cancer" in nutrition
     activity = " ".join([*blocks["activity"].paragraphs, *blocks["activity"].bullets])
     assert "walks" in activity and "yoga" in activity
     mind = " ".join(blocks["mind"].paragraphs)
-    assert "Mindfulness" in mind and "counsellor" in mind
+    assert "Mindfulness" in mind and "counselor" in mind
     # Spec 1.9: guidance from the National Cancer Institute, the American Cancer Society or the
     # World Cancer Research Fund.
     reputable = (
@@ -565,17 +596,23 @@ def test_a_patient_with_no_eligible_product_gets_the_none_fits_text() -> None:
     # Hodgkin lymphoma: no approved product (examples/patients/README.md).
     plan = plan_for("hodgkin-lymphoma-30m")
     assert plan.therapy.considered == []
+    # No approved product is for Hodgkin lymphoma: nothing would change that, so no product is named.
     assert plan.therapy.none_fits == list(load_plan_content().considered.none)
-    assert plan.therapy.none_fits[0].startswith(
-        "actnav found no approved cell therapy whose label fits your records today."
-    )
-    assert "Ask your care team about trials" in plan.therapy.none_fits[1]
-    assert [t.modality for t in plan.therapy.therapies] == ["CAR-T", "TIL", "TCR-T"]
+    assert plan.therapy.changes == []
+    assert plan.therapy.none_fits[0].startswith("Today, no approved cell therapy fits your records.")
+    assert "Your next step is to talk with your care team" in plan.therapy.none_fits[1]
+    assert "Ask your team about trials" in plan.therapy.none_fits[1]
+    # Cell therapy in general, not each kind of therapy with its products.
+    assert plan.therapy.therapies == []
+    assert plan.therapy.general is not None
     assert plan.stay_near is None
     assert plan.side_effects.label_warnings == []
     text = visible_text(html_for("hodgkin-lymphoma-30m"))
-    assert "found no approved cell therapy" in text
-    assert "Staying near the centre" not in text
+    assert "no approved cell therapy fits your records" in text
+    assert "Cell therapy: how it works" in text
+    assert "Staying near the center" not in text
+    for name in PRODUCT_NAMES:
+        assert name not in text, name
 
 
 def test_a_deceased_patient_gets_the_none_fits_text() -> None:
@@ -633,7 +670,7 @@ def test_a_programme_adds_its_local_services(tmp_path: Path) -> None:
     assert (first.id, first.local, first.phone) == ("centre-lodging", True, "555-0100")
     html = render_plan_html(plan)
     assert "guest house &lt;b&gt;" in html  # escaped
-    assert "Service of your treatment programme" in visible_text(html)
+    assert "Service of your treatment program" in visible_text(html)
 
 
 @pytest.mark.parametrize(
@@ -750,3 +787,139 @@ def test_a_missing_weasyprint_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) 
     with pytest.raises(PdfUnavailableError, match="cannot make a PDF") as caught:
         render_plan_pdf(plan_for(MELANOMA))
     assert caught.value.hint and "Pango" in caught.value.hint
+
+
+# --- the QA reading of issue 5 (plain words, no unexplained jargon) --------------------------------
+
+
+@pytest.mark.parametrize("name", ALL_EXAMPLES)
+def test_label_and_actnav_are_explained_at_their_first_use(name: str) -> None:
+    text = visible_text(html_for(name))
+    explained = "a computer program (actnav)"
+    first = re.search(r"actnav", text, re.IGNORECASE)
+    assert first is not None and text.find(explained) == first.start() - len("a computer program ("), (
+        "actnav is named before the plan says what it is"
+    )
+    label_explained = (
+        "comes with a document called the product's label. The label says who the product is for."
+    )
+    first_label = re.search(r"\blabels?\b", text, re.IGNORECASE)
+    assert first_label is not None
+    assert text.find(label_explained) == first_label.start() - len(
+        "comes with a document called the product's "
+    ), f"'label' is used before it is explained: {text[first_label.start() - 80 : first_label.end()]!r}"
+    assert "official approval of a medicine by the FDA" in text
+
+
+@pytest.mark.parametrize("name", ALL_EXAMPLES)
+def test_the_words_are_plain_and_us_english(name: str) -> None:
+    text = visible_text(html_for(name))
+    for jargon in (
+        "human leukocyte antigen",
+        "melanoma-associated antigen",
+        "T-cell receptor T-cell",
+        "openFDA",
+        "immune effector cell-associated",
+    ):
+        assert jargon not in text, jargon
+    for match in re.finditer(r"lymphocytes", text):
+        # Only inside the explanation of TIL, which says what they are (T cells from a tumor).
+        assert (
+            "T cells taken from inside a tumor; the medical name is tumor-infiltrating"
+            in text[match.start() - 80 : match.end()]
+            or "Doctors call these white blood cells lymphocytes"
+            in text[match.start() - 60 : match.end() + 1]
+        ), text[match.start() - 80 : match.end()]
+    found = sorted({m.group(0) for m in BRITISH.finditer(text)})
+    assert found == [], f"British spellings: {found}"
+    # Temperatures in °F first, °C in brackets.
+    assert not re.search(r"\d °C \(", text)
+    assert re.findall(r"\d+(?:\.\d)? °F \(\d+(?:\.\d)? °C\)", text)
+
+
+def test_the_v600e_plan_names_no_product_for_another_cancer() -> None:
+    # examples/patients/README.md: BRAF V600E melanoma without a BRAF inhibitor is not eligible for
+    # lifileucel (label section 1: "if BRAF V600 mutation-positive, a BRAF inhibitor").
+    plan = plan_for(V600E)
+    assert plan.therapy.considered == []
+    text = visible_text(html_for(V600E))
+    for name in ["Tecelra", "afamitresgene", "MAGE-A4", *CAR_T_PRODUCTS, *CAR_T_PRODUCTS.values()]:
+        assert name.lower() not in text.lower(), name
+    assert "CAR-T cell therapy: how it works" not in text
+    assert "TCR-T" not in text
+    # No side effects of a product that is not considered.
+    assert "In the main study of lifileucel" not in text
+    assert [t.modality for t in plan.therapy.therapies] == []
+    assert plan.therapy.general is not None
+    assert "Cell therapy: how it works" in text
+
+
+def test_the_v600e_plan_says_what_would_have_to_change_and_the_next_step() -> None:
+    plan = plan_for(V600E)
+    changes = " ".join(plan.therapy.changes)
+    assert changes.startswith("Amtagvi (lifileucel) is approved for melanoma")
+    assert "already had a BRAF inhibitor" in changes
+    assert "Your records show no BRAF inhibitor" in changes
+    none_fits = plan.therapy.none_fits
+    assert none_fits[0].startswith("Today, no approved cell therapy fits your records.")
+    assert none_fits[1 : 1 + len(plan.therapy.changes)] == plan.therapy.changes
+    assert "Your next step is to talk with your care team" in none_fits[-1]
+    assert "trials" in none_fits[-1]
+    # The label is cited for what would have to change.
+    titles = [plan.source(s).title for s in plan.therapy.source_ids]
+    assert any(t.startswith("Amtagvi label information") for t in titles), titles
+
+
+def test_a_product_whose_label_forbids_the_tissue_type_is_explained() -> None:
+    # Synovial sarcoma with HLA-A*02:05: afamitresgene autoleucel is contraindicated (label section 4;
+    # examples/patients/README.md).
+    plan = plan_for("synovial-sarcoma-a0205-44m")
+    assert plan.therapy.considered == []
+    changes = " ".join(plan.therapy.changes)
+    assert changes.startswith("Tecelra (afamitresgene autoleucel) is approved for synovial sarcoma")
+    assert "must not be given" in changes
+    assert "Amtagvi" not in visible_text(html_for("synovial-sarcoma-a0205-44m"))
+
+
+def _paragraph_texts(plan: PatientPlan) -> list[str]:
+    """The plan's running-text strings (not headings, list items of signs or names)."""
+    th = plan.therapy
+    texts = [plan.intro, plan.about, plan.disclaimer, *(c.text for c in th.considered), *th.none_fits]
+    texts += [*(th.general.paragraphs if th.general else [])]
+    for t in th.therapies:
+        texts += [t.summary, *(s.text for s in t.steps)]
+    texts += [plan.workup.intro, *([plan.workup.none] if plan.workup.none else [])]
+    for g in plan.workup.groups:
+        for e in g.entries:
+            texts += [e.text, *e.why]
+    texts += plan.undecided.bullets
+    texts += [plan.journey.intro, *(s.text for j in plan.journey.journeys for s in j.steps)]
+    texts += [plan.side_effects.intro, *(i.what for i in plan.side_effects.items)]
+    texts += [w.intro for w in plan.side_effects.label_warnings]
+    texts += plan.when_to_call.paragraphs
+    if plan.stay_near:
+        texts += [plan.stay_near.why, plan.stay_near.plan_ahead]
+        texts += [line for p in plan.stay_near.periods for line in p.texts]
+    texts += [*plan.questions.paragraphs, *plan.trials.paragraphs, plan.trials.found]
+    texts += [t.text for t in plan.trials.trials]
+    texts += [*plan.support.emotional, *plan.support.financial, plan.support.directory_intro]
+    texts += [plan.holistic.intro, *(p for b in plan.holistic.blocks for p in b.paragraphs)]
+    texts += plan.self_advocacy.paragraphs
+    return texts
+
+
+@pytest.mark.parametrize("name", [MELANOMA, V600E, "hodgkin-lymphoma-30m"])
+def test_every_sentence_is_whole(name: str) -> None:
+    texts = _paragraph_texts(plan_for(name))
+    assert texts
+    for text in texts:
+        assert re.search(r"[.!?:]$", text.strip()), f"no closing punctuation: {text!r}"
+        for sentence in re.split(r"(?<=[.!?])\s+", text.strip()):
+            assert sentence[:1].isupper() or sentence[:1].isdigit() or sentence[:1] == '"', sentence
+            assert len(sentence.split()) >= 3, sentence
+    # The QA fragment: the reason under a check names its subject.
+    why = [w for g in plan_for(name).workup.groups for e in g.entries for w in e.why]
+    for line in why:
+        assert line.startswith("This "), line
+    if name == MELANOMA:
+        assert "This is a general health check that the main study of Amtagvi (lifileucel) used." in why

@@ -1,5 +1,8 @@
 """Fixtures of the vein-to-vein tests: a temporary database and a helper that walks a case to a step.
 
+``engine`` and ``infused`` are SQLite, and also PostgreSQL in a module declaring
+``DATABASE_BACKENDS = BOTH`` (tests/pg.py).
+
 The walk uses an axicabtagene ciloleucel case for second-line LBCL (label: lymphodepletion on days
 -5, -4, -3 and infusion 3 days after it ends; 2 x 10^6 CAR-positive viable T cells/kg, at most
 2 x 10^8 — clinical-reference 1.2). Identifiers are invented.
@@ -9,12 +12,14 @@ from __future__ import annotations
 
 import datetime as dt
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from argon2 import PasswordHasher
 from sqlalchemy import Engine, create_engine, event
+from tests.pg import POSTGRESQL, PostgresServer
 
 from actnav.logistics import bedside, service
 from actnav.logistics.bedside import BagLabel, PatientIdentifiers
@@ -66,7 +71,9 @@ def noon(day: dt.date, hour: int = 12) -> dt.datetime:
     return dt.datetime(day.year, day.month, day.day, hour, tzinfo=UTC)
 
 
-RECORDED = noon(dt.date(2026, 3, 10))
+# When the walk is recorded ("now" of every write): after its last step, as a recorded step may not
+# be dated in the future.
+RECORDED = noon(dt.date(2027, 3, 10))
 
 
 @pytest.fixture(autouse=True)
@@ -76,18 +83,21 @@ def _fast_identity_hash(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-def engine(tmp_path: Path) -> Engine:
-    made = create_engine(f"sqlite:///{tmp_path / 'actnav.db'}")
-    event.listen(made, "connect", _no_fsync)
+def engine(database_url: str) -> Iterator[Engine]:
+    """An empty database: a SQLite file, or PostgreSQL in modules that declare ``DATABASE_BACKENDS``."""
+    made = _engine(database_url)
+    yield made
+    made.dispose()
+
+
+def _engine(url: str) -> Engine:
+    made = create_engine(url)
+    if made.dialect.name == "sqlite":
+        event.listen(made, "connect", _no_fsync)
     return made
 
 
-@pytest.fixture(scope="session")
-def infused_database(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A database file holding CASE walked to infusion (9 custody entries), made once per session."""
-    path = tmp_path_factory.mktemp("logistics") / "infused.db"
-    made = create_engine(f"sqlite:///{path}")
-    event.listen(made, "connect", _no_fsync)
+def _walk_to_infusion(made: Engine) -> None:
     fast, kept = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1), bedside._hasher
     bedside._hasher = fast
     try:
@@ -95,17 +105,40 @@ def infused_database(tmp_path_factory: pytest.TempPathFactory) -> Path:
     finally:
         bedside._hasher = kept
         made.dispose()
+
+
+@pytest.fixture(scope="session")
+def infused_database(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A database file holding CASE walked to infusion (9 custody entries), made once per session."""
+    path = tmp_path_factory.mktemp("logistics") / "infused.db"
+    _walk_to_infusion(_engine(f"sqlite:///{path}"))
     return path
 
 
+@pytest.fixture(scope="session")
+def infused_postgres(postgres_server: PostgresServer) -> str:
+    """Name of a PostgreSQL database holding CASE walked to infusion, made once per session."""
+    name = postgres_server.create_database()
+    _walk_to_infusion(_engine(postgres_server.url(name)))
+    return name
+
+
 @pytest.fixture
-def infused(tmp_path: Path, infused_database: Path) -> Engine:
-    """A fresh copy of :func:`infused_database` (tests may tamper with it)."""
+def infused(database_backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Engine]:
+    """A fresh copy of the database walked to infusion, on ``database_backend`` (tests may tamper)."""
+    if database_backend == POSTGRESQL:
+        server: PostgresServer = request.getfixturevalue("postgres_server")
+        name = server.create_database(template=request.getfixturevalue("infused_postgres"))
+        made = _engine(server.url(name))
+        yield made
+        made.dispose()
+        server.drop_database(name)
+        return
     copy = tmp_path / "infused.db"
-    shutil.copyfile(infused_database, copy)
-    made = create_engine(f"sqlite:///{copy}")
-    event.listen(made, "connect", _no_fsync)
-    return made
+    shutil.copyfile(request.getfixturevalue("infused_database"), copy)
+    made = _engine(f"sqlite:///{copy}")
+    yield made
+    made.dispose()
 
 
 def _no_fsync(dbapi_connection: Any, _record: object) -> None:

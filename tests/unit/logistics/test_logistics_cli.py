@@ -7,6 +7,7 @@ files and never appear in the output. Expected values: Yescarta 2 x 10^6/kg capp
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
 import sqlite3
@@ -206,14 +207,17 @@ def test_schedule_plan_and_slip(cli: Cli) -> None:
         "--at",
         "2026-02-01T09:00",
     )
+    # A slip is a day still ahead of the real today (slips into the past are refused).
+    release = dt.date.today() + dt.timedelta(days=30)
     out = cli(
-        "case", "schedule", "C-9", "--collection", "2026-03-02", "--slip", "release=2026-03-20", "--reason",
+        "case", "schedule", "C-9", "--collection", "2026-03-02", "--slip", f"release={release}", "--reason",
         "slot moved", "--as-of", "2026-03-01", "--format", "json",
     )  # fmt: skip
     data = json.loads(out)
     milestones = {m["key"]: m for m in data["milestones"]}
-    assert milestones["release"]["date"] == "2026-03-20"
-    assert milestones["infusion"]["date"] == "2026-03-28"
+    assert milestones["release"]["date"] == release.isoformat()
+    # +2 days shipment back, +1 day to lymphodepletion, 3 days of it, infusion 3 days after its end
+    assert milestones["infusion"]["date"] == (release + dt.timedelta(days=8)).isoformat()
     written = cli.tmp / "timeline.txt"
     cli(
         "case",
@@ -268,13 +272,11 @@ def test_notify_dry_run_lists_due_steps_by_case_reference(cli: Cli) -> None:
         "schedule",
         "C-10",
         "--slip",
-        "collection=2026-03-02",
+        f"collection={dt.date.today()}",
         "--reason",
         "booked",
-        "--as-of",
-        "2026-03-01",
     )
-    out = cli("case", "notify", "--as-of", "2026-03-01", "--dry-run")
+    out = cli("case", "notify", "--dry-run")
     assert "C-10  Collection (due)" in out and "nothing sent" in out
 
 
@@ -293,3 +295,31 @@ def test_case_and_chain_are_mounted_on_the_main_cli(tmp_path: Path) -> None:
     assert result.exit_code == 0 and "bedside-check" in result.output and "check-certificate" in result.output
     result = runner.invoke(app, ["chain", "verify", "--database-url", url])
     assert result.exit_code == 0 and "custody log intact: 0 entries" in result.output
+
+
+def test_open_with_an_unknown_indication_lists_the_ids(cli: Cli) -> None:
+    out = cli("case", "open", "C-12", "--product", "Kymriah", "--indication", "x", code=2)
+    assert "--indication" in out
+    assert "b-all-up-to-25, lbcl-after-2-lines, fl-after-2-lines" in out
+
+
+def test_at_in_the_future_or_before_the_previous_step_names_the_option(cli: Cli) -> None:
+    cli("case", "open", "C-13", "--product", "Kymriah", "--at", "2026-02-01T09:00")
+    out = cli("case", "advance", "C-13", "evaluation", "--reason", "r", "--at", "2099-01-01T00:00", code=2)
+    assert "--at" in out and "in the future" in out
+    out = cli("case", "advance", "C-13", "evaluation", "--reason", "r", "--at", "2026-01-01T00:00", code=2)
+    assert "--at" in out and "previous step referral (2026-02-01T09:00Z)" in out
+
+
+def test_free_text_options_warn_against_patient_identifiers() -> None:
+    for command, option in (
+        ("advance", "--deviation"),
+        ("custody", "--detail"),
+        ("check-certificate", "--accept-oos"),
+    ):
+        result = runner.invoke(case_app, [command, "--help"], env={"COLUMNS": "200"})
+        text = " ".join(result.output.split())  # help is wrapped
+        assert result.exit_code == 0
+        assert option in text and "do not write patient identifiers" in text, command
+    result = runner.invoke(case_app, ["check-certificate", "--help"], env={"COLUMNS": "200"})
+    assert "when the product was released" in " ".join(result.output.split())

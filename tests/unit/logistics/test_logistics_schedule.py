@@ -132,7 +132,8 @@ def test_lymphodepletion_before_the_product_arrives_is_a_warning() -> None:
         AXI,
         AXI_IND,
         as_of=D(2026, 3, 10),
-        actual={"collection": D(2026, 3, 2), "lymphodepletion_start": D(2026, 3, 10)},
+        actual={"collection": D(2026, 3, 2)},
+        expected={"received": D(2026, 3, 12), "lymphodepletion_start": D(2026, 3, 10)},
     )
     warning = next(c for c in plan.conflicts if c.kind == "lymphodepletion_before_receipt")
     assert "before the product is received" in warning.text

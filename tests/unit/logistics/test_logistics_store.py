@@ -1,4 +1,4 @@
-"""Cases, transitions, records and the custody log in a database (a temporary SQLite file).
+"""Cases, transitions, records and the custody log in a database (SQLite file and PostgreSQL).
 
 Acceptance of issue 6 covered here: tampering with any stored custody event (changing or deleting a
 row directly in the database) is reported naming the first broken entry; a bag for another patient
@@ -11,7 +11,8 @@ import datetime as dt
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, inspect, text
+from tests.pg import BOTH
 from tests.unit.logistics.conftest import (
     ACTOR,
     CASE,
@@ -32,6 +33,8 @@ from actnav.logistics import service
 from actnav.logistics.din import make_din
 from actnav.logistics.lifecycle import Step, TransitionRefused
 from actnav.store.db import create_schema
+
+DATABASE_BACKENDS = BOTH
 
 
 def test_a_full_case_from_referral_to_closure(engine: Engine) -> None:
@@ -153,10 +156,23 @@ def test_bedside_check_without_infusion_is_recorded_without_identifiers(
         actor=ACTOR,
     )
     assert not result.passed and result.mismatched == ("birth_date",)
-    engine.dispose()
-    stored = (tmp_path / "actnav.db").read_bytes()
+    stored = _everything_stored(engine, tmp_path)
     for value in ("Doe", "Jane", "1970-01-02", "1970-01-03", "MRN-0001"):
         assert value.encode() not in stored, value
+
+
+def _everything_stored(engine: Engine, tmp_path: Path) -> bytes:
+    """The SQLite file's bytes (free pages too), or the text of every row of every PostgreSQL table."""
+    if engine.dialect.name == "sqlite":
+        engine.dispose()
+        return (tmp_path / "actnav.db").read_bytes()
+    with engine.connect() as connection:
+        rows = [
+            connection.scalar(text(f"SELECT coalesce(string_agg(t::text, ' '), '') FROM {name} AS t"))
+            for name in inspect(connection).get_table_names()
+        ]
+    assert any("G1234" in (row or "") for row in rows)  # the DIN is stored: the dump sees the rows
+    return " ".join(row or "" for row in rows).encode()
 
 
 def test_infusion_outside_the_window_needs_a_deviation(engine: Engine) -> None:
@@ -382,7 +398,7 @@ def test_a_case_schedule_uses_recorded_dates_and_slips(engine: Engine) -> None:
         "release",
         dt.date(2026, 3, 3),
         at=noon(as_of),
-        recorded_at=RECORDED,
+        recorded_at=noon(as_of),
         actor=ACTOR,
         reason="QC retest",
     )

@@ -7,18 +7,24 @@ from pathlib import Path
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import create_engine, inspect
+from tests.pg import BOTH
 
 import actnav.store.tables  # noqa: F401
 from actnav.store.db import Base
 from actnav.store.migrate import BASELINE_TABLES, migrate
 
+DATABASE_BACKENDS = BOTH
 
-def test_upgrade_from_empty_matches_the_declared_tables(tmp_path: Path) -> None:
-    engine = create_engine(f"sqlite:///{tmp_path / 'fresh.db'}")
-    migrate(engine)
-    with engine.connect() as connection:
-        context = MigrationContext.configure(connection, opts={"compare_type": True})
-        assert compare_metadata(context, Base.metadata) == []
+
+def test_upgrade_from_empty_matches_the_declared_tables(database_url: str) -> None:
+    engine = create_engine(database_url)
+    try:
+        migrate(engine)
+        with engine.connect() as connection:
+            context = MigrationContext.configure(connection, opts={"compare_type": True})
+            assert compare_metadata(context, Base.metadata) == []
+    finally:
+        engine.dispose()
 
 
 def test_a_database_from_before_migrations_is_stamped_and_upgraded(tmp_path: Path) -> None:

@@ -1,27 +1,32 @@
-"""Recording a course for a case and reading it back (a temporary SQLite file)."""
+"""Recording a course for a case and reading it back (a temporary SQLite file and PostgreSQL database)."""
 
 from __future__ import annotations
 
 import datetime as dt
-from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from sqlalchemy import Engine, create_engine, func, select
 from sqlalchemy.exc import StatementError
 from sqlalchemy.orm import Session
+from tests.pg import BOTH
 
 from actnav.errors import InputError
 from actnav.store.db import create_schema
 from actnav.store.toxicity import ToxicityCourseRow, ToxicityGradeRow, read_course, record_course
 from actnav.toxicity import Assessment, Course, grade_course, parse_input
 
+DATABASE_BACKENDS = BOTH
+
 RECORDED = dt.datetime(2025, 6, 5, 9, 30, tzinfo=dt.UTC)
 
 
 @pytest.fixture
-def engine(tmp_path: Path) -> Engine:
-    return create_engine(f"sqlite:///{tmp_path / 'actnav.db'}")
+def engine(database_url: str) -> Iterator[Engine]:
+    made = create_engine(database_url)
+    yield made
+    made.dispose()
 
 
 def _course() -> Course:
@@ -114,7 +119,8 @@ def test_a_failed_record_writes_nothing(engine: Engine, monkeypatch: pytest.Monk
         return {**data, "broken": object()} if calls["n"] == 3 else data
 
     monkeypatch.setattr(Assessment, "model_dump", dump_then_break)
-    with pytest.raises(StatementError):
+    # SQLAlchemy encodes JSON for SQLite (StatementError); psycopg encodes it itself (TypeError).
+    with pytest.raises((StatementError, TypeError)):
         record_course(engine, "CASE-9", course, recorded_at=RECORDED, graded=graded)
     monkeypatch.undo()
     with Session(engine) as session:

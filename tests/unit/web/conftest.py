@@ -1,11 +1,12 @@
-"""Fixtures of the web tests: an app on a fresh SQLite file with accounts and example patients.
+"""Fixtures of the web tests: an app on a fresh database with accounts and example patients.
 
 * ``web``: a :class:`WebWorld` — the app, two patients loaded from examples/patients (the ALL and
   the BRAF V600E melanoma bundles), and accounts ``coord`` (coordinator), ``doc`` (physician),
   ``pat-all`` and ``pat-mel`` (patients linked to one record each). Password of all: PASSWORD.
 * ``world.client(username)``: a TestClient signed in as that account (cookie), with
   ``client.csrf`` holding the session's CSRF token for writes.
-The evaluation date is fixed at 2026-11-29 (the examples are written for it).
+The evaluation date is fixed at 2026-11-29 (the examples are written for it). The database is a
+SQLite file; the modules named in ``ON_POSTGRESQL`` run a second time on PostgreSQL (tests/pg.py).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from pathlib import Path
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from tests.pg import BOTH, POSTGRESQL, SQLITE, PostgresServer, dispose
 
 from actnav.care.intake import register_patient
 from actnav.store.accounts import Role, create_user
@@ -31,6 +33,10 @@ AS_OF = dt.date(2026, 11, 29)
 PASSWORD = "correct horse battery"
 ALL_BUNDLE = EXAMPLES / "all-second-relapse-34f.json"
 MELANOMA_BUNDLE = EXAMPLES / "melanoma-braf-v600e-no-braf-inhibitor-42m.json"
+# Modules whose ``web`` world also runs on PostgreSQL (tests/pg.py); the rest use SQLite only.
+ON_POSTGRESQL = frozenset(
+    {"test_foundation", "test_access", "test_consults", "test_reviews", "test_toxicity_pages"}
+)
 
 
 class SignedIn(TestClient):
@@ -79,10 +85,11 @@ def _csrf_of(client: TestClient) -> str:
     return account.csrf_token
 
 
-def build_world(tmp_path: Path) -> WebWorld:
+def build_world(tmp_path: Path, database_url: str | None = None) -> WebWorld:
+    """The app on ``database_url`` (default: a new SQLite file in ``tmp_path``) with the example world."""
     from actnav.web.app import create_app
 
-    app = create_app(f"sqlite:///{tmp_path / 'web.db'}", clock=lambda: AS_OF)
+    app = create_app(database_url or f"sqlite:///{tmp_path / 'web.db'}", clock=lambda: AS_OF)
     world = WebWorld(app=app)
     engine = app.state.engine
     for name, path in (("all", ALL_BUNDLE), ("melanoma", MELANOMA_BUNDLE)):
@@ -116,9 +123,30 @@ def build_world(tmp_path: Path) -> WebWorld:
     return world
 
 
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """The modules of :data:`ON_POSTGRESQL` run once on SQLite and once on PostgreSQL."""
+    if "web_backend" in metafunc.fixturenames and metafunc.module.__name__.split(".")[-1] in ON_POSTGRESQL:
+        metafunc.parametrize("web_backend", BOTH, indirect=True, scope="module")
+
+
 @pytest.fixture(scope="module")
-def web(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebWorld]:
-    world = build_world(tmp_path_factory.mktemp("web"))
+def web_backend(request: pytest.FixtureRequest) -> str:
+    return str(getattr(request, "param", SQLITE))
+
+
+@pytest.fixture(scope="module")
+def web(
+    web_backend: str, tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[WebWorld]:
+    server: PostgresServer | None = None
+    database: str | None = None
+    if web_backend == POSTGRESQL:
+        server = request.getfixturevalue("postgres_server")
+        database = server.create_database(template=server.migrated_template())
+    world = build_world(tmp_path_factory.mktemp("web"), server.url(database) if server and database else None)
     yield world
     for client in world.clients:
         client.close()
+    if server is not None and database is not None:
+        dispose(server.url(database))
+        server.drop_database(database)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 from tests.unit.web.conftest import MELANOMA_BUNDLE, PASSWORD, WebWorld
@@ -164,3 +165,23 @@ def test_interactive_api_docs_are_not_served_only_the_description(web: WebWorld)
     client = web.anonymous()
     assert client.get("/api/docs").status_code == 404
     assert client.get("/api/openapi.json").json()["info"]["title"] == "actnav"
+
+
+def test_a_nul_character_in_input_is_refused_or_matches_nothing_on_every_database(web: WebWorld) -> None:
+    # PostgreSQL text cannot hold U+0000 (SQLite can): lookups find nothing, writes are a 422.
+    client = web.client("coord")
+    assert client.get("/patients/abc%00def").status_code == 404
+    assert client.get("/api/patients/abc%00def").status_code == 404
+    audit = client.get("/api/audit", params={"user": "co\x00ord", "action": "vi\x00ew"})
+    assert (audit.status_code, audit.json()["total"]) == (200, 0)
+    signed = web.anonymous().post("/api/session", json={"username": "co\x00ord", "password": PASSWORD})
+    assert signed.status_code == 401
+    bundle = json.loads(MELANOMA_BUNDLE.read_text())
+    stored = client.post(
+        "/api/patients", params={"label": "a\x00b"}, json=bundle, headers={"X-CSRF-Token": client.csrf}
+    )
+    if web.app.state.engine.dialect.name == "postgresql":
+        assert stored.status_code == 422
+        assert "NUL character" in stored.json()["detail"]
+    else:
+        assert stored.status_code == 201

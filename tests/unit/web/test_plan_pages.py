@@ -11,11 +11,11 @@ def test_patient_reads_their_own_plan(web: WebWorld) -> None:
     home = client.get("/", follow_redirects=True)
     assert home.status_code == 200
     assert str(home.url).endswith(f"/patients/{web.patients['melanoma']}/plan")
-    # Lifileucel (Amtagvi) is a TIL product: the plan explains tumour-infiltrating lymphocytes.
-    assert (
-        "tumour-infiltrating lymphocytes" in home.text.lower()
-        or "tumor-infiltrating lymphocytes" in home.text.lower()
-    )
+    # The web melanoma example has BRAF V600E and no BRAF inhibitor: Amtagvi (lifileucel) is not
+    # eligible (label section 1), so the plan explains cell therapy in general and what would have
+    # to change (a BRAF inhibitor first).
+    assert "Cell therapy: how it works" in home.text
+    assert "BRAF inhibitor" in home.text
     assert "Download as PDF" in home.text
 
 

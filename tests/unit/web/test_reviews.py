@@ -7,7 +7,11 @@ import html
 import re
 from typing import Any
 
+from sqlalchemy import select
 from tests.unit.web.conftest import AS_OF, WebWorld
+
+from actnav.store.accounts import AuditEventRow
+from actnav.store.db import session_scope
 
 # Tecartus (brexucabtagene autoleucel) US label, section 1: adult patients with relapsed or refractory
 # B-cell precursor acute lymphoblastic leukaemia; the ALL example (34-year-old, second relapse) meets it.
@@ -234,3 +238,91 @@ def test_signing_needs_the_csrf_token(web: WebWorld) -> None:
     client = web.client("doc")
     done = client.post(f"/api/patients/{web.patients['all']}/reviews", json=_review())
     assert done.status_code == 403
+
+
+# --- QA: implausible dates, the therapy menu, signing against the evaluation's verdict ------------
+
+
+def test_a_meeting_date_before_2000_is_refused(web: WebWorld) -> None:
+    client = web.client("doc")
+    pid = web.patients["all"]
+    headers = {"X-CSRF-Token": client.csrf}
+    year_one = client.post(
+        f"/api/patients/{pid}/reviews", json=_review(meeting_date="0001-01-01"), headers=headers
+    )
+    assert year_one.status_code == 422
+    assert [e["field"] for e in year_one.json()["errors"]] == ["meeting_date"]
+    page = client.post(
+        f"/patients/{pid}/reviews",
+        data={
+            "csrf_token": client.csrf,
+            "meeting_date": "1999-12-31",
+            "decision": "defer",
+            "reasons": "x",
+            "attendee_name": "Dr A",
+            "attendee_role": "oncologist",
+        },
+    )
+    assert page.status_code == 422 and "<strong>meeting_date</strong>" in page.text
+    ok = client.post(f"/api/patients/{pid}/reviews", json=_review(meeting_date="2000-01-01"), headers=headers)
+    assert ok.status_code == 201
+
+
+def test_the_melanoma_menu_offers_no_study_of_another_cancer(web: WebWorld) -> None:
+    # The melanoma example (BRAF V600E, no BRAF inhibitor) is not eligible for Amtagvi (label
+    # section 1) and has no approved option; studies for lymphoma, HER2 brain tumours or
+    # neuroblastoma share only the modality and are not offered from the menu.
+    client = web.client("doc")
+    text = client.get(f"/patients/{web.patients['melanoma']}/reviews").text
+    options = _options(text)
+    for other in ("lymphoma", "neuroblastoma", "HER2", "glioma", "leukemia", "myeloma"):
+        assert not any(other.lower() in o.lower() for o in options), (other, options)
+    assert not any(o.startswith(AMTAGVI) for o in options)
+
+
+def _sign_amtagvi(client: Any, pid: str, **extra: str) -> Any:
+    return client.post(
+        f"/patients/{pid}/reviews",
+        data={
+            "csrf_token": client.csrf,
+            "meeting_date": AS_OF.isoformat(),
+            "decision": "proceed",
+            "therapy": "",
+            "therapy_other": f"{AMTAGVI} after team discussion",
+            "reasons": "Progressing on anti-PD-1; BRAF inhibitor declined by the patient.",
+            "attendee_name": "Dr A",
+            "attendee_role": "oncologist",
+            **extra,
+        },
+        follow_redirects=False,
+    )
+
+
+def test_proceeding_against_a_not_eligible_verdict_needs_confirmation_and_a_reason(web: WebWorld) -> None:
+    client = web.client("doc")
+    pid = web.patients["melanoma"]
+    form = client.get(f"/patients/{pid}/reviews").text
+    assert 'id="override-warning"' in form and AMTAGVI in html.unescape(form)
+    unconfirmed = _sign_amtagvi(client, pid)
+    assert unconfirmed.status_code == 422
+    assert "<strong>override_confirmed</strong>" in unconfirmed.text
+    no_reason = _sign_amtagvi(client, pid, override_confirmed="yes")
+    assert no_reason.status_code == 422 and "<strong>override_reason</strong>" in no_reason.text
+    done = _sign_amtagvi(
+        client, pid, override_confirmed="yes", override_reason="Patient declines BRAF-targeted therapy."
+    )
+    assert done.status_code == 303, done.text
+    shown = html.unescape(client.get(done.headers["location"]).text)
+    assert "signed against the evaluation's verdict: not eligible" in shown
+    assert "Patient declines BRAF-targeted therapy." in shown
+    records = client.get(f"/api/patients/{pid}/reviews").json()
+    assert records[0]["against_verdict"] == [AMTAGVI]
+    with session_scope(web.app.state.engine) as session:
+        events = session.scalars(
+            select(AuditEventRow).where(
+                AuditEventRow.resource_type == "review", AuditEventRow.action == "override"
+            )
+        ).all()
+        details = [e.detail or "" for e in events]
+    assert details and all("lifileucel" in d for d in details)
+    assert not any("declines" in d for d in details)  # free text never reaches the audit log

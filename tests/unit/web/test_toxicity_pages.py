@@ -300,3 +300,92 @@ def _table_after(text: str, heading: str) -> list[list[str]]:
         elif rows:
             break
     return rows
+
+
+# --- dates against the app's clock, and ICE items named in the errors (QA) ------------------------
+
+
+def test_an_ice_item_out_of_range_is_named_with_its_range(web: WebWorld) -> None:
+    # ASTCT ICE: orientation is scored 0-4 (year, month, city, hospital: 1 point each).
+    client = web.client("coord")
+    public_id = web.patients["melanoma"]
+    before = _stored_time_points(client, public_id)
+    done = _post(client, public_id, {**HEADER, "time": "2026-11-24T10:00", "ice_orientation": "99"})
+    assert done.status_code == 422
+    summary = re.search(r'<div class="error" role="alert" id="form-errors">(.*?)</div>', done.text, re.S)
+    assert summary
+    items = re.findall(r"<li>(.*?)</li>", summary[1], re.S)
+    texts = [re.sub(r"<[^>]+>", "", item).strip() for item in items]
+    assert any(t.startswith("ICE orientation") and "0 to 4" in t for t in texts), texts
+    for item in ("naming", "commands", "writing", "attention"):
+        assert any(t.startswith(f"ICE {item}") for t in texts), texts
+    assert not any(t.lower().startswith("this field is required") for t in texts)
+    assert len(set(texts)) == len(texts), "a problem is listed twice"
+    assert _stored_time_points(client, public_id) == before
+
+
+# The app's clock in these tests is 2026-11-29 (tests/unit/web/conftest.py AS_OF).
+
+
+@pytest.mark.parametrize(
+    ("fields", "field"),
+    [
+        ({"time": "2026-11-30T00:00"}, "time"),
+        ({"time": "2031-01-01T08:00"}, "time"),
+        ({"infusion_date": "2026-12-01", "time": "2026-11-29T08:00"}, "infusion_date"),
+    ],
+)
+def test_a_date_in_the_future_is_refused(web: WebWorld, fields: dict[str, Any], field: str) -> None:
+    client = web.client("coord")
+    public_id = web.patients["melanoma"]
+    before = _stored_time_points(client, public_id)
+    done = _post(client, public_id, {**HEADER, "temp_c": "37.0", **fields})
+    assert done.status_code == 422
+    problem = re.search(rf'<span class="field-error" id="e-{field}">([^<]*)<', done.text)
+    assert problem, f"no error beside {field}"
+    assert "in the future" in problem[1]
+    assert _stored_time_points(client, public_id) == before
+
+
+def test_the_rest_of_today_is_allowed(web: WebWorld) -> None:
+    client = web.client("coord")
+    public_id = web.patients["melanoma"]
+    done = _post(client, public_id, {**HEADER, "time": "2026-11-29T23:30", "temp_c": "37.0"})
+    assert done.status_code == 303, done.text
+
+
+def test_api_refuses_a_future_time_and_infusion_date(web: WebWorld) -> None:
+    client = web.client("doc")
+    public_id = web.patients["melanoma"]
+    headers = {"X-CSRF-Token": client.csrf}
+    url = f"/api/patients/{public_id}/toxicity/assessments"
+    late = client.post(
+        url,
+        json={"assessment": {"time": "2026-12-02T08:00:00", "temp_c": 37.0}, "course": {"weight_kg": 80}},
+        headers=headers,
+    )
+    assert late.status_code == 422
+    assert [e["field"] for e in late.json()["errors"]] == ["assessment.time"]
+    infused = client.post(
+        url,
+        json={
+            "assessment": {"time": "2026-11-28T08:00:00", "temp_c": 37.0},
+            "course": {"weight_kg": 80, "infusion_date": "2026-12-05"},
+        },
+        headers=headers,
+    )
+    assert infused.status_code == 422
+    assert [e["field"] for e in infused.json()["errors"]] == ["course.infusion_date"]
+
+
+def test_a_time_point_before_the_infusion_is_shown_as_baseline(web: WebWorld) -> None:
+    # A fever 19 days before the infusion: accepted, and the page does not date a CRS onset on
+    # "day -19" (ASTCT grades CRS after immune effector cell therapy, from day 0).
+    client = web.client("coord")
+    public_id = web.patients["all"]
+    done = _post(client, public_id, {**HEADER, "time": "2026-11-01T08:00", "temp_c": "38.5"})
+    assert done.status_code == 303, done.text
+    html = _page(client, public_id)
+    assert "before infusion (baseline)" in html
+    assert not re.search(r"onset day -\d+", html)
+    assert not re.search(r"on day -\d+", html)

@@ -26,7 +26,7 @@ from actnav.web.deps import (
     today,
     transaction,
 )
-from actnav.web.fields import utc_time
+from actnav.web.fields import OneLine, utc_time
 
 PROBLEMS: dict[int | str, dict[str, Any]] = {
     401: {"description": "not signed in (problem details)"},
@@ -85,7 +85,7 @@ def create_patient(
     bundle: Annotated[
         dict[str, Any], Body(description="A FHIR R4 Bundle (JSON object) holding one patient.")
     ],
-    label: Annotated[str | None, Query(max_length=200)] = None,
+    label: Annotated[OneLine | None, Query(max_length=200)] = None,
 ) -> PatientOut:
     """Register a patient from a FHIR R4 Bundle and evaluate it (care team only)."""
     from actnav.care.intake import register_patient

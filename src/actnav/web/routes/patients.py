@@ -22,6 +22,7 @@ from actnav.web.deps import (
     today,
     transaction,
 )
+from actnav.web.fields import OneLine
 from actnav.web.templating import page, templates
 
 router = APIRouter(include_in_schema=False)
@@ -96,7 +97,7 @@ async def intake_upload(
     request: Request,
     account: StaffWriter,
     bundle: Annotated[UploadFile, File(description="FHIR R4 Bundle (JSON)")],
-    label: Annotated[str, Form(max_length=200)] = "",
+    label: Annotated[OneLine, Form(max_length=200)] = "",
 ) -> Response:
     from actnav.care.intake import register_patient
     from actnav.errors import ActnavError

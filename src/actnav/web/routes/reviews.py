@@ -13,7 +13,15 @@ Rules:
   team may record ``more_workup`` or ``defer``, which only say the team has not decided yet. A
   coordinator asking to sign a treatment decision gets 403 and the attempt is audited.
 * ``proceed`` and ``proceed_trial`` must name the therapy decided on (a product indication or a
-  trial from the evaluation, or free text). The meeting date cannot be after today.
+  trial from the evaluation, or free text). The meeting date cannot be after today nor before
+  2000-01-01 (a typing error).
+* The menu offers the indications the evaluation found eligible or needing information, and the
+  trials (not excluded) whose relevance to the patient's diagnosis is high; anything else is
+  written as free text.
+* ``proceed`` with a product the evaluation found not eligible for every indication is clinical
+  judgement the physician may exercise, but only with ``override_confirmed`` ticked and an
+  ``override_reason``; the record then shows "signed against the evaluation's verdict: not
+  eligible" and the signature is audited as an override.
 * The record rests on an evaluation of the same patient: the latest one unless another is named.
 """
 
@@ -25,9 +33,10 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, HTTPException, Request
 from fastapi.responses import RedirectResponse, Response
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from sqlalchemy.orm import Session
 
+from actnav.care.plan import TRIAL_MIN_RELEVANCE
 from actnav.errors import InputError
 from actnav.store.accounts import Account, Role, audit
 from actnav.store.patients import (
@@ -61,6 +70,8 @@ DECISION_LABELS = {
 ATTENDEE_ROWS = 8  # empty rows the form offers
 MAX_THERAPY = 200
 MAX_TRIAL_OPTIONS = 25
+EARLIEST_MEETING = dt.date(2000, 1, 1)  # earlier dates are typing errors (year 1, 0202...)
+AGAINST_VERDICT = "signed against the evaluation's verdict: not eligible"
 
 
 class Attendee(BaseModel):
@@ -77,7 +88,7 @@ class ReviewIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    meeting_date: dt.date = Field(description="Date of the meeting; not after today.")
+    meeting_date: dt.date = Field(description="Date of the meeting; from 2000-01-01, not after today.")
     decision: ReviewDecision = Field(
         description="proceed, proceed_trial and not_candidate need a physician's signature."
     )
@@ -89,6 +100,20 @@ class ReviewIn(BaseModel):
     evaluation_id: int | None = Field(
         default=None, ge=1, le=2**31 - 1, description="Evaluation it rests on; default: the latest."
     )
+    override_confirmed: bool = Field(
+        default=False,
+        description="The physician confirms signing 'proceed' with a product the evaluation found not eligible.",
+    )
+    override_reason: Annotated[Paragraphs, Field(max_length=2000)] | None = Field(
+        default=None, description="Why the team proceeds against the evaluation's verdict (needed then)."
+    )
+
+    @field_validator("meeting_date")
+    @classmethod
+    def _plausible_date(cls, value: dt.date) -> dt.date:
+        if value < EARLIEST_MEETING:
+            raise ValueError(f"must be on or after {EARLIEST_MEETING.isoformat()}")
+        return value
 
 
 class ReviewOut(BaseModel):
@@ -105,6 +130,10 @@ class ReviewOut(BaseModel):
     signed_by_name: str
     signed_role: str
     signed_at: dt.datetime
+    against_verdict: list[str] = Field(
+        default_factory=list,
+        description="Products decided on that the evaluation found not eligible (signed as an override).",
+    )
 
 
 @dataclass(frozen=True)
@@ -128,7 +157,9 @@ def therapy_options(report: dict[str, Any] | None) -> list[TherapyOption]:
 
     Returns:
         Label indications first (``"Tecartus (brexucabtagene autoleucel) — <indication>"``), then up to
-        25 trials in ranked order (``"NCT01234567 — <title>"``), each text at most 200 characters.
+        25 trials in ranked order (``"NCT01234567 — <title>"``) whose relevance to the patient's
+        diagnosis is at least :data:`actnav.care.plan.TRIAL_MIN_RELEVANCE`, each text at most 200
+        characters.
     """
     if not report:
         return []
@@ -142,12 +173,53 @@ def therapy_options(report: dict[str, Any] | None) -> list[TherapyOption]:
     seen: set[str] = set()
     for trial in report.get("trials") or []:
         nct = str(trial.get("nct_id"))
-        if trial.get("verdict") in wanted and nct not in seen and len(seen) < MAX_TRIAL_OPTIONS:
+        # High relevance needs a diagnosis match (actnav.care.plan.TRIAL_MIN_RELEVANCE): a study
+        # sharing only the modality or target is not offered; it can still be written as free text.
+        relevant = float(trial.get("relevance") or 0.0) >= TRIAL_MIN_RELEVANCE
+        if trial.get("verdict") in wanted and relevant and nct not in seen and len(seen) < MAX_TRIAL_OPTIONS:
             seen.add(nct)
             found.append(
                 TherapyOption(_short(f"{nct} — {trial.get('title')}"), "trial", str(trial["verdict"]))
             )
     return found
+
+
+def not_eligible_products(report: dict[str, Any] | None) -> list[dict[str, str]]:
+    """Approved products the evaluation found not eligible for every indication.
+
+    Returns:
+        ``[{"name": "Amtagvi (lifileucel)", "id": "lifileucel", "brand", "product"}]``, in the
+        report's order.
+    """
+    found: list[dict[str, str]] = []
+    for product in (report or {}).get("products") or []:
+        indications = product.get("indications") or []
+        if indications and all(ind.get("verdict") == "not_eligible" for ind in indications):
+            brand, inn = str(product.get("brand") or ""), str(product.get("product") or "")
+            found.append(
+                {
+                    "name": f"{brand} ({inn})",
+                    "id": str(product.get("id") or ""),
+                    "brand": brand,
+                    "product": inn,
+                }
+            )
+    return found
+
+
+def products_against_verdict(
+    report: dict[str, Any] | None, decision: ReviewDecision, therapy: str | None
+) -> list[dict[str, str]]:
+    """The not-eligible products a decision to proceed names (brand, INN or id in the therapy text)."""
+    if decision is not ReviewDecision.PROCEED or not therapy:
+        return []
+    text = therapy.casefold()
+    named = []
+    for product in not_eligible_products(report):
+        names = (product["brand"], product["product"], product["id"].replace("_", " "))
+        if any(name and name.casefold() in text for name in names):
+            named.append(product)
+    return named
 
 
 def may_sign(account: Account, decision: ReviewDecision) -> bool:
@@ -181,8 +253,11 @@ def sign_review(
 
     Raises:
         HTTPException: 403 when ``account`` may not sign this decision (see :func:`may_sign`).
-        InputError: meeting date after ``on``, no therapy for a decision to proceed, or an evaluation
-            of another patient (names ``meeting_date``, ``therapy`` or ``evaluation_id``).
+        InputError: meeting date after ``on``, no therapy for a decision to proceed, an evaluation
+            of another patient, or a decision to proceed with a product the evaluation found not
+            eligible without ``override_confirmed`` and ``override_reason`` (names
+            ``meeting_date``, ``therapy``, ``evaluation_id``, ``override_confirmed`` or
+            ``override_reason``).
     """
     if not may_sign(account, data.decision):
         raise HTTPException(status_code=403, detail=refused_message(data.decision))
@@ -191,12 +266,30 @@ def sign_review(
     if data.decision in NEEDS_THERAPY and not data.therapy:
         raise InputError("name the product or trial the team decided on", where="therapy")
     evaluation = _evaluation_for(session, patient, data.evaluation_id)
+    against = products_against_verdict(evaluation.report if evaluation else None, data.decision, data.therapy)
+    reasons = data.reasons
+    if against:
+        names = ", ".join(p["name"] for p in against)
+        if not data.override_confirmed:
+            raise InputError(
+                f"the evaluation found {names} not eligible: tick the box to confirm that you sign "
+                "against its verdict, and give the reason",
+                where="override_confirmed",
+            )
+        if not data.override_reason:
+            raise InputError(
+                f"give the reason for proceeding with {names} against the evaluation's verdict",
+                where="override_reason",
+            )
+        reasons = (
+            f"{reasons}\n\nReason for proceeding against the evaluation's verdict: {data.override_reason}"
+        )
     row = ReviewRow(
         patient_id=patient.id,
         meeting_date=data.meeting_date,
         decision=data.decision.value,
         therapy=data.therapy or None,
-        reasons=data.reasons,
+        reasons=reasons,
         attendees=encode_attendees([(a.name, a.role) for a in data.attendees]),
         evaluation_id=evaluation.id if evaluation else None,
         signed_by=account.id,
@@ -206,7 +299,20 @@ def sign_review(
     )
     session.add(row)
     session.flush()
-    audit(session, account, "sign", "review", row.id, patient_id=patient.id, detail=data.decision.value)
+    detail = data.decision.value
+    if against:
+        ids = ",".join(p["id"] for p in against)
+        detail += f"; against the evaluation's verdict (not eligible: {ids})"
+        audit(
+            session,
+            account,
+            "override",
+            "review",
+            row.id,
+            patient_id=patient.id,
+            detail=f"not_eligible: {ids}",
+        )
+    audit(session, account, "sign", "review", row.id, patient_id=patient.id, detail=detail)
     return row
 
 
@@ -218,7 +324,16 @@ def _audit_refusal(request: Request, account: Account, patient_id: int, decision
         )
 
 
-def _out(row: ReviewRow) -> ReviewOut:
+def _against_verdict(session: Session, row: ReviewRow) -> list[str]:
+    """The record's not-eligible products, read again from the evaluation it rests on."""
+    if row.evaluation_id is None:
+        return []
+    evaluation = session.get(EvaluationRow, row.evaluation_id)
+    report = evaluation.report if evaluation else None
+    return [p["name"] for p in products_against_verdict(report, ReviewDecision(row.decision), row.therapy)]
+
+
+def _out(row: ReviewRow, session: Session | None = None) -> ReviewOut:
     decision = ReviewDecision(row.decision)
     return ReviewOut(
         id=row.id,
@@ -232,6 +347,7 @@ def _out(row: ReviewRow) -> ReviewOut:
         signed_by_name=row.signed_by_name,
         signed_role=row.signed_role,
         signed_at=row.signed_at if row.signed_at.tzinfo else row.signed_at.replace(tzinfo=dt.UTC),
+        against_verdict=_against_verdict(session, row) if session is not None else [],
     )
 
 
@@ -251,7 +367,7 @@ def _render(
     evaluation = latest_evaluation(session, row.id)
     records = []
     for review in reviews_of(session, row.id):
-        out = _out(review)
+        out = _out(review, session)
         records.append({**out.model_dump(), "signed_at_text": show_time(out.signed_at)})
     on = today(request)
     blank = {
@@ -261,6 +377,8 @@ def _render(
         "therapy_other": "",
         "reasons": "",
         "attendees": [],
+        "override_confirmed": False,
+        "override_reason": "",
     }
     form = {**blank, **(values or {})}
     attendees = list(form["attendees"])[:ATTENDEE_ROWS]
@@ -277,6 +395,8 @@ def _render(
         records=records,
         evaluation={"id": evaluation.id, "as_of": evaluation.as_of.isoformat()} if evaluation else None,
         options=therapy_options(evaluation.report if evaluation else None),
+        not_eligible=[p["name"] for p in not_eligible_products(evaluation.report if evaluation else None)],
+        against_verdict=AGAINST_VERDICT,
         decisions=[
             {"value": d.value, "label": DECISION_LABELS[d], "physician": d in PHYSICIAN_DECISIONS}
             for d in ReviewDecision
@@ -309,6 +429,8 @@ def sign_review_page(
     attendee_name: Annotated[list[str] | None, Form()] = None,
     attendee_role: Annotated[list[str] | None, Form()] = None,
     evaluation_id: Annotated[str, Form(max_length=20)] = "",
+    override_confirmed: Annotated[str, Form(max_length=5)] = "",
+    override_reason: Annotated[str, Form(max_length=5000)] = "",
 ) -> Response:
     names = (attendee_name or [])[:100]
     roles = (attendee_role or [])[:100]
@@ -323,6 +445,8 @@ def sign_review_page(
         "therapy_other": therapy_other,
         "reasons": reasons,
         "attendees": pairs,
+        "override_confirmed": bool(override_confirmed),
+        "override_reason": override_reason,
     }
     raw = {
         "meeting_date": meeting_date or None,
@@ -331,6 +455,8 @@ def sign_review_page(
         "reasons": reasons,
         "attendees": [{"name": n, "role": r} for n, r in pairs],
         "evaluation_id": evaluation_id.strip() or None,
+        "override_confirmed": bool(override_confirmed),
+        "override_reason": override_reason.strip() or None,
     }
     with transaction(request) as session:
         row = patient_for(session, account, public_id)
@@ -374,7 +500,7 @@ def list_reviews(request: Request, patient_id: str, account: StaffAccount) -> li
     with transaction(request) as session:
         row = patient_for(session, account, patient_id)
         audit(session, account, "view", "reviews", patient_id=row.id)
-        return [_out(r) for r in reviews_of(session, row.id)]
+        return [_out(r, session) for r in reviews_of(session, row.id)]
 
 
 @router.post(
@@ -391,6 +517,6 @@ def create_review(request: Request, patient_id: str, account: StaffWriter, body:
         row = patient_for(session, account, patient_id)
         patient_row_id = row.id
         if may_sign(account, body.decision):
-            return _out(sign_review(session, account, row, body, on=today(request)))
+            return _out(sign_review(session, account, row, body, on=today(request)), session)
     _audit_refusal(request, account, patient_row_id, body.decision)
     raise HTTPException(status_code=403, detail=refused_message(body.decision))

@@ -26,6 +26,7 @@ Biol Blood Marrow Transplant 2019;25:625-638); nothing is graded here.
 from __future__ import annotations
 
 import datetime as dt
+import re
 import tempfile
 import threading
 import typing
@@ -45,7 +46,7 @@ from actnav.store.toxicity import StoredCourse, add_course, latest_course
 from actnav.toxicity.models import Assessment, Course, OxygenDevice, input_errors
 from actnav.toxicity.models import Drug as DrugName
 from actnav.toxicity.report import AssessmentReport, CourseReport, grade_report, short_source, summary_text
-from actnav.web.deps import StaffAccount, StaffWriter, patient_for, transaction
+from actnav.web.deps import StaffAccount, StaffWriter, patient_for, today, transaction
 from actnav.web.problems import problem
 from actnav.web.routes.api import PROBLEMS
 from actnav.web.templating import page
@@ -263,6 +264,25 @@ def form_input(form: AssessmentForm) -> FormInput:
     return out
 
 
+_ICE_RANGE = re.compile(
+    r"^(?P<value>\S+) is outside the ICE (?P<item>\w+) item range \((?P<low>\d+)-(?P<high>\d+) points\)"
+)
+
+
+def named_message(name: str, message: str) -> str:
+    """A form problem that names its field, as a screen reader reads it beside the field
+    ("ICE orientation: must be 0 to 4 (99 given)"); the ranges are the model's (ASTCT ICE)."""
+    label = FIELD_LABELS.get(name, name.replace("_", " "))
+    found = _ICE_RANGE.match(message)
+    if found:
+        return f"ICE {found['item']}: must be {found['low']} to {found['high']} ({found['value']} given)"
+    if name.startswith("ice_") and name != "ice_unable" and "required" in message.lower():
+        return f"{label}: required with the other ICE items (or tick 'Unable to do the ICE')"
+    if message.startswith(label):
+        return message
+    return f"{label}: {message}"
+
+
 def form_field(where: str | None, new_index: int) -> str:
     """The form field an error location of the course names (``assessments[3].ice.naming`` ->
     ``ice_naming``); other locations are returned as they are."""
@@ -308,7 +328,7 @@ def header_of(course: Course | None) -> dict[str, Any]:
 
 
 def extended_course(
-    stored: Course | None, header: dict[str, Any], assessment: dict[str, Any]
+    stored: Course | None, header: dict[str, Any], assessment: dict[str, Any], *, on: dt.date | None = None
 ) -> tuple[Course, CourseReport]:
     """The stored course with a new assessment appended (and header fields replaced), graded.
 
@@ -317,6 +337,8 @@ def extended_course(
         header: header fields to set (``weight_kg``, ``infusion_date``, ``product``, ``age_years``);
             a value of None clears an optional field.
         assessment: the new assessment as model input (JSON-like values).
+        on: today's date (the app's clock): the infusion date and the new time point may not be
+            later (the rest of today is allowed). None: not checked.
 
     Returns:
         The validated course and its grade report.
@@ -331,7 +353,7 @@ def extended_course(
     previous: list[dict[str, Any]] = []
     for item in stored.assessments if stored is not None else ():
         payload = item.model_dump(mode="json", exclude_unset=True)
-        if data.get("age_years") != old_age and payload.get("age_years") == old_age:
+        if data.get("age_years") != old_age and "age_years" in payload and payload["age_years"] == old_age:
             payload.pop("age_years")  # it was the course's age: take the corrected one
         previous.append(payload)
     data = {key: value for key, value in data.items() if value is not None}
@@ -344,6 +366,8 @@ def extended_course(
         named = [p for p in found if p.where != "assessments"] or found
         raise CourseProblems(named) from exc
     out_of_range = _dates_out_of_range(course)
+    if on is not None:
+        out_of_range += _dates_in_the_future(course, len(previous), on)
     if out_of_range:
         raise CourseProblems(out_of_range)
     report = grade_report(course)  # InputError: a bad recorded dose
@@ -368,6 +392,31 @@ def _dates_out_of_range(course: Course) -> list[InputError]:
         for where, value in found
         if value is not None
         and not EARLIEST <= (value.date() if isinstance(value, dt.datetime) else value) <= LATEST
+    ]
+
+
+def _calendar_date(value: dt.date | dt.datetime) -> dt.date:
+    """The date of a time as the pages show it (UTC; a time without an offset is UTC already)."""
+    if isinstance(value, dt.datetime):
+        return (value.astimezone(dt.UTC) if value.tzinfo else value).date()
+    return value
+
+
+def _dates_in_the_future(course: Course, new_index: int, on: dt.date) -> list[InputError]:
+    """The infusion date and the new time point (with its drugs and labs) after today: not yet happened."""
+    found: list[tuple[str, dt.date | dt.datetime | None]] = [("infusion_date", course.infusion_date)]
+    if new_index < len(course.assessments):
+        item = course.assessments[new_index]
+        found.append((f"assessments[{new_index}].time", item.time))
+        found += [
+            (f"assessments[{new_index}].drugs_given[{j}].time", d.time)
+            for j, d in enumerate(item.drugs_given)
+        ]
+        found += [(f"assessments[{new_index}].labs[{j}].time", lab.time) for j, lab in enumerate(item.labs)]
+    return [
+        InputError(f"{value.isoformat()} is in the future (today is {on.isoformat()})", where=where)
+        for where, value in found
+        if value is not None and _calendar_date(value) > on
     ]
 
 
@@ -441,6 +490,23 @@ def _form_values(stored: StoredCourse | None) -> dict[str, Any]:
     return values
 
 
+BASELINE = "before infusion (baseline)"
+_NEGATIVE_DAY = re.compile(r"\bon day -\d+|\bday -\d+")
+
+
+def day_text(day: int | None) -> str:
+    """A day since infusion as the page writes it: ``day 3``, or before the infusion, baseline."""
+    if day is None:
+        return ""
+    return BASELINE if day < 0 else f"day {day}"
+
+
+def baseline_days(text: str) -> str:
+    """A grading text with its negative days (a time point before the infusion) written as baseline:
+    the onset of a syndrome is not dated before day 0 on the page."""
+    return _NEGATIVE_DAY.sub(BASELINE, text)
+
+
 def _view(stored: StoredCourse | None) -> dict[str, Any]:
     """The template context of the course: report, current grades, table rows."""
     if stored is None:
@@ -452,6 +518,8 @@ def _view(stored: StoredCourse | None) -> dict[str, Any]:
         {
             "time": item.time,
             "day": item.day,
+            "day_text": day_text(item.day),
+            "baseline": item.day is not None and item.day < 0,
             "assessment": by_index[item.index],
             "crs": grade_text(item.crs.grade, item.crs.status, "CRS"),
             "icans": grade_text(item.icans.grade, item.icans.status, "ICANS"),
@@ -466,8 +534,13 @@ def _view(stored: StoredCourse | None) -> dict[str, Any]:
         "current": current,
         "current_crs": grade_text(current.crs.grade, current.crs.status, "CRS"),
         "current_icans": grade_text(current.icans.grade, current.icans.status, "ICANS"),
+        "current_day": day_text(current.day),
+        "current_baseline": current.day is not None and current.day < 0,
         "rows": rows,
-        "summaries": [summary_text("CRS", report.crs), summary_text("ICANS", report.icans)],
+        "summaries": [
+            baseline_days(summary_text("CRS", report.crs)),
+            baseline_days(summary_text("ICANS", report.icans)),
+        ],
     }
 
 
@@ -537,7 +610,10 @@ def add_assessment_page(
             new_index = len(stored.course.assessments) if stored else 0
             try:
                 course, _report = extended_course(
-                    stored.course if stored else None, converted.header, converted.assessment
+                    stored.course if stored else None,
+                    converted.header,
+                    converted.assessment,
+                    on=today(request),
                 )
             except CourseProblems as bad:
                 for problem_ in bad.problems:
@@ -553,6 +629,7 @@ def add_assessment_page(
                 session, account, "create", "toxicity_assessment", None, patient_id=row.id, outcome="invalid"
             )
     if errors:
+        errors = {name: named_message(name, message) for name, message in errors.items()}
         sent = {key: value for key, value in form.model_dump().items() if value is not None}
         values = {**_form_values(stored), **sent}
         if "based_on" in errors:
@@ -694,7 +771,9 @@ def post_assessment(
         stored = latest_course(session, case_ref(row.public_id))
         new_index = len(stored.course.assessments) if stored else 0
         try:
-            course, _report = extended_course(stored.course if stored else None, header, assessment)
+            course, _report = extended_course(
+                stored.course if stored else None, header, assessment, on=today(request)
+            )
         except (CourseProblems, InputError) as bad:
             found = bad.problems if isinstance(bad, CourseProblems) else [bad]
             errors = [{"field": _api_field(p.where, new_index), "problem": p.message} for p in found]
