@@ -21,6 +21,7 @@ import re
 import secrets
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import cache
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
@@ -39,8 +40,13 @@ FAILED_LOGIN_LIMIT = 10
 FAILED_LOGIN_WINDOW = dt.timedelta(minutes=15)
 
 _hasher = PasswordHasher()
-# Verified against when the username does not exist, so a wrong name costs as long as a wrong password.
-_DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
+
+
+@cache
+def _dummy_hash() -> str:
+    """Verified against when the username does not exist, so a wrong name costs as long as a wrong
+    password. Made on first use: hashing at import would slow every command that opens the database."""
+    return _hasher.hash(secrets.token_urlsafe(16))
 
 
 class Role(StrEnum):
@@ -194,7 +200,7 @@ def create_user(
 def authenticate(session: Session, username: str, password: str) -> UserRow | None:
     """The active account with this username and password, or None (same cost either way)."""
     row = user_by_username(session, username)
-    stored = row.password_hash if row is not None and row.active else _DUMMY_HASH
+    stored = row.password_hash if row is not None and row.active else _dummy_hash()
     try:
         _hasher.verify(stored, password[:MAX_PASSWORD])
     except (VerifyMismatchError, VerificationError, InvalidHashError):

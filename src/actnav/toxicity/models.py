@@ -35,7 +35,9 @@ from pathlib import Path
 from typing import Annotated, Any, Final, Literal, TypeVar, Union
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     RootModel,
@@ -204,6 +206,12 @@ def _plausible_year(value: Any) -> Any:
     return value
 
 
+# ISO 8601 text (never a Unix number) within plausible years; the optional part stays inside so
+# the checks see the value as given.
+IsoTime = Annotated[dt.datetime | None, BeforeValidator(_iso_text), AfterValidator(_plausible_year)]
+IsoDate = Annotated[dt.date | None, BeforeValidator(_iso_text), AfterValidator(_plausible_year)]
+
+
 # --- input models ----------------------------------------------------------------------------------
 
 
@@ -247,22 +255,12 @@ class DrugGiven(_Input):
     drug: Drug
     dose_mg: Number | None = _bounded("dose_mg", "Dose given, in mg (optional).")
     route: Literal["iv", "po", "sc"] | None = None
-    time: dt.datetime | None = Field(default=None, description="When it was given (ISO 8601).")
+    time: IsoTime = Field(default=None, description="When it was given (ISO 8601).")
 
     @field_validator("dose_mg", mode="before")
     @classmethod
     def _plausible(cls, value: Any, info: ValidationInfo) -> Any:
         return _check_plausible(str(info.field_name), value)
-
-    @field_validator("time", mode="before")
-    @classmethod
-    def _iso(cls, value: Any) -> Any:
-        return _iso_text(value)
-
-    @field_validator("time")
-    @classmethod
-    def _year(cls, value: Any) -> Any:
-        return _plausible_year(value)
 
 
 class LabResult(_Input):
@@ -271,17 +269,7 @@ class LabResult(_Input):
     name: str = Field(pattern=r"^[a-z][a-z0-9_]*$", description="Lab name in snake case, e.g. ferritin, crp.")
     value: Number
     unit: str = Field(min_length=1, description="UCUM unit, e.g. ng/mL, mg/L, 10*9/L.")
-    time: dt.datetime | None = None
-
-    @field_validator("time", mode="before")
-    @classmethod
-    def _iso(cls, value: Any) -> Any:
-        return _iso_text(value)
-
-    @field_validator("time")
-    @classmethod
-    def _year(cls, value: Any) -> Any:
-        return _plausible_year(value)
+    time: IsoTime = None
 
 
 class Assessment(_Input):
@@ -296,7 +284,7 @@ class Assessment(_Input):
     ASTCT CRS and ICANS tables).
     """
 
-    time: dt.datetime | None = Field(
+    time: IsoTime = Field(
         default=None, description="When the assessment was made (ISO 8601); required in a course."
     )
     age_years: Number | None = _bounded("age_years", "Age in years; 12 or under uses the CAPD (floored).")
@@ -347,16 +335,6 @@ class Assessment(_Input):
     @classmethod
     def _plausible(cls, value: Any, info: ValidationInfo) -> Any:
         return _check_plausible(str(info.field_name), value)
-
-    @field_validator("time", mode="before")
-    @classmethod
-    def _iso(cls, value: Any) -> Any:
-        return _iso_text(value)
-
-    @field_validator("time")
-    @classmethod
-    def _year(cls, value: Any) -> Any:
-        return _plausible_year(value)
 
     @field_validator("ice_score", "capd_score", mode="before")
     @classmethod
@@ -479,7 +457,7 @@ class Course(_Input):
         le=PLAUSIBLE_RANGES["weight_kg"].high,
         description="Body weight, kg (for dosing).",
     )
-    infusion_date: dt.date | None = Field(default=None, description="Day 0, the day of infusion (ISO 8601).")
+    infusion_date: IsoDate = Field(default=None, description="Day 0, the day of infusion (ISO 8601).")
     product: str | None = Field(
         default=None,
         description="The product infused: its id (INN with underscores, e.g. axicabtagene_ciloleucel, "
@@ -516,16 +494,6 @@ class Course(_Input):
     @classmethod
     def _plausible(cls, value: Any, info: ValidationInfo) -> Any:
         return _check_plausible(str(info.field_name), value)
-
-    @field_validator("infusion_date", mode="before")
-    @classmethod
-    def _iso(cls, value: Any) -> Any:
-        return _iso_text(value)
-
-    @field_validator("infusion_date")
-    @classmethod
-    def _year(cls, value: Any) -> Any:
-        return _plausible_year(value)
 
     @field_validator("product", mode="before")
     @classmethod

@@ -10,7 +10,7 @@ import datetime as dt
 from collections.abc import Callable
 from pathlib import Path
 
-from fastapi import APIRouter, FastAPI
+from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from actnav.config import get_settings
@@ -58,27 +58,20 @@ def create_app(database_url: str | None = None, *, clock: Callable[[], dt.date] 
     problems.install(app)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
-    from actnav.web.routes import api, auth, patients
+    from actnav.web.routes import (
+        api,
+        audit,
+        auth,
+        cases,
+        consults,
+        intake,
+        patients,
+        plan,
+        reviews,
+        toxicity,
+        trials,
+    )
 
-    app.include_router(auth.router)
-    app.include_router(patients.router)
-    app.include_router(api.router)
-    for extra in _optional_routers():
-        app.include_router(extra)
+    for module in (auth, patients, api, trials, toxicity, reviews, consults, plan, cases, audit, intake):
+        app.include_router(module.router)
     return app
-
-
-def _optional_routers() -> list[APIRouter]:
-    """Routers of further capabilities (trials, toxicity, reviews, consults, plan, cases)."""
-    import importlib
-
-    found: list[APIRouter] = []
-    for name in ("trials", "toxicity", "reviews", "consults", "plan", "cases", "audit", "intake"):
-        try:
-            module = importlib.import_module(f"actnav.web.routes.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"actnav.web.routes.{name}":
-                raise
-            continue
-        found.append(module.router)
-    return found
