@@ -1,8 +1,9 @@
 """Population screening speed (run by ``make bench``): 10k, 30k and 100k synthetic patients.
 
 For each size, a synthetic FHIR bulk export (``actnav.screen.synthetic``, seed 1) is screened
-against every product indication in force on the date on a local Dask cluster of two workers
-(the default of ``actnav screen run``), from a fresh output folder. Reported: wall time,
+against every product indication in force on the date and every bundled trial (``--trials all``,
+the default) on a local Dask cluster of two workers (the default of ``actnav screen run``), from
+a fresh output folder. Reported: the number of targets (indications + trials), wall time,
 patients per second, peak memory (the summed RSS of this process and all its children, sampled
 every 0.2 s) and the time per patient relative to the smallest size (linearity: it should not
 grow with the population). Then the smallest population is screened again in-process
@@ -27,6 +28,7 @@ from datetime import date
 from pathlib import Path
 
 import psutil
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from actnav.screen.records import BULK_TYPES
@@ -93,6 +95,13 @@ def main() -> int:
     parser.add_argument("--partition-size", type=int, default=1000)
     args = parser.parse_args()
     sizes = sorted(args.sizes)
+    from actnav.knowledge.loader import load_knowledge
+    from actnav.screen.vector import bundled_trials, targets
+
+    indications, trials = len(targets(load_knowledge(), AS_OF)), len(bundled_trials())
+    print(
+        f"targets: {indications + trials} ({indications} product indications in force, {trials} bundled trials)"
+    )
     with tempfile.TemporaryDirectory(prefix="actnav-bench-screen-") as tmp:
         root = Path(tmp)
         started = time.perf_counter()
@@ -114,6 +123,9 @@ def main() -> int:
                 )
                 wall = time.perf_counter() - t0
             assert result.patients == n, (result.patients, n)
+            kinds = pc.value_counts(pq.read_table(result.parquet, columns=["kind"]).column("kind"))
+            counts = {k["values"]: k["counts"] for k in kinds.to_pylist()}
+            assert counts.get("indication") == n * indications and counts.get("trial") == n * trials, counts
             results[n] = result
             per_k = wall / n * 1000
             base = base or per_k

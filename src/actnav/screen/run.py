@@ -2,7 +2,7 @@
 
 Layout under the output directory ``OUT``::
 
-    OUT/screen.parquet            the result (one row per patient and product indication)
+    OUT/screen.parquet            the result (one row per patient and target: indication or trial)
     OUT/summary.txt, summary.html the coordinator summary
     OUT/.work/<fingerprint>/shards/part-00000/<Type>.ndjson   the input, split by patient
     OUT/.work/<fingerprint>/parts/part-00000.parquet + .done  finished partitions
@@ -18,6 +18,7 @@ the input order whatever the scheduler.
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import hashlib
 import html
 import json
@@ -35,10 +36,11 @@ from actnav import __version__
 from actnav.errors import FhirImportError, InputError
 from actnav.knowledge.loader import load_knowledge
 from actnav.screen.records import BULK_TYPES, patient_id_of, record_from_resources
-from actnav.screen.vector import ScreenPlan
+from actnav.screen.vector import SCHEMA, ScreenPlan, bundled_trials, select_trials
 
 DEFAULT_PARTITION_SIZE = 2000
 SHORT_LIST = 20
+_KINDS = ("indication", "trial")  # the targets of the summary (not the ``record`` error rows)
 
 
 @dataclass(frozen=True)
@@ -57,13 +59,24 @@ class ScreenResult:
     summary_html: Path
 
 
-def fingerprint(input_dir: Path, *, as_of: dt.date, partition_size: int) -> str:
-    """A hex digest of the input NDJSON files' names and bytes and the run settings."""
+def fingerprint(input_dir: Path, *, as_of: dt.date, partition_size: int, input_format: str = "fhir") -> str:
+    """A hex digest of the input files' names and bytes (NDJSON, or OMOP tables), the run settings,
+    the knowledge version and the bundled trial set's version (a changed trial or parser redoes
+    every partition)."""
+    from actnav.screen.omop import table_files
+    from actnav.screen.vector import targets_version
+
     kb = load_knowledge()
     digest = hashlib.blake2b(digest_size=16)
-    digest.update(f"{__version__}|{max(p.version for p in kb.products)}|{as_of}|{partition_size}".encode())
-    for rtype in BULK_TYPES:
-        path = input_dir / f"{rtype}.ndjson"
+    digest.update(
+        f"{__version__}|{max(p.version for p in kb.products)}|{targets_version()}|{as_of}|{partition_size}".encode()
+    )
+    if input_format == "omop":
+        digest.update(b"omop")
+        files = [(name, path) for name, path in table_files(input_dir).items()]
+    else:
+        files = [(rtype, input_dir / f"{rtype}.ndjson") for rtype in BULK_TYPES]
+    for rtype, path in files:
         if not path.exists():
             continue
         digest.update(rtype.encode())
@@ -79,18 +92,32 @@ def _write_atomic_bytes(path: Path, write: Callable[[Path], object]) -> None:
     os.replace(tmp, path)
 
 
-def shard(input_dir: Path, work: Path, partition_size: int) -> int:
+def shard(input_dir: Path, work: Path, partition_size: int, *, input_format: str = "fhir") -> int:
     """Split the bulk export into partitions of ``partition_size`` patients (once per fingerprint).
+
+    An OMOP CDM export (``input_format="omop"``) is converted into the same FHIR shards by
+    :func:`actnav.screen.omop.shard_omop`.
 
     Returns:
         The number of partitions.
 
     Raises:
-        InputError: ``Patient.ndjson`` is missing, or a line is not JSON.
+        InputError: ``Patient.ndjson`` is missing, or a line is not JSON; for OMOP, see
+            :func:`~actnav.screen.omop.shard_omop`.
     """
     marker = work / "shards.done"
     if marker.exists():
         return int(marker.read_text())
+    if input_format == "omop":
+        from actnav.screen.omop import shard_omop
+
+        omop_count = shard_omop(input_dir, work / "shards.tmp", partition_size).partitions
+        if (work / "shards").exists():  # a previous run died after renaming: its shards are complete
+            _remove_tree(work / "shards.tmp")
+        else:
+            os.replace(work / "shards.tmp", work / "shards")
+        marker.write_text(str(omop_count))
+        return omop_count
     patients_file = input_dir / "Patient.ndjson"
     if not patients_file.exists():
         raise InputError("the bulk export has no Patient.ndjson", where=str(input_dir))
@@ -153,12 +180,34 @@ def _parse(line: str, where: str) -> dict[str, Any]:
 def screen_partition(shard_dir: Path, part_path: Path, as_of: dt.date) -> int:
     """Screen one partition: read its resources, build records, evaluate, write the part.
 
-    A patient whose record cannot be read gets one row with target ``(record)``, verdict
-    ``input_error`` and the message (never an identifier) in ``unknowns``.
+    Targets: every product indication in force and every bundled trial
+    (:func:`actnav.screen.vector.bundled_trials`; ``--trials`` is applied when the parts are
+    joined, so changing it reuses finished partitions). A patient whose record cannot be read gets
+    one row with kind ``record``, target ``(record)``, verdict ``input_error`` and the message
+    (never an identifier) in ``unknowns``.
 
     Returns:
         The number of rows written. The ``.done`` marker beside ``part_path`` is written last.
     """
+    # A partition allocates millions of short-lived, acyclic objects (resources, records, fact
+    # values): the cyclic garbage collector's repeated passes over them cost about a fifth of the
+    # time, and reference counting frees them anyway.
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        table = _screen_shard(shard_dir, as_of)
+    finally:
+        if enabled:
+            gc.enable()
+    _write_atomic_bytes(part_path, lambda tmp: pq.write_table(table, tmp))
+    done = part_path.with_suffix(".done")
+    _write_atomic_bytes(done, lambda tmp: tmp.write_text(json.dumps({"rows": table.num_rows})))
+    rows: int = table.num_rows
+    return rows
+
+
+def _screen_shard(shard_dir: Path, as_of: dt.date) -> pa.Table:
+    """The rows of one partition (see :func:`screen_partition`)."""
     resources: dict[str, list[dict[str, Any]]] = defaultdict(list)
     order: list[str] = []
     for rtype in BULK_TYPES:
@@ -174,7 +223,7 @@ def screen_partition(shard_dir: Path, part_path: Path, as_of: dt.date) -> int:
                     order.append(pid)
                 resources[pid].append(resource)
     kb = load_knowledge()
-    plan = ScreenPlan(kb, as_of)
+    plan = ScreenPlan(kb, as_of, bundled_trials())
     records = []
     errors: list[tuple[str, str]] = []
     for pid in dict.fromkeys(order):
@@ -187,10 +236,12 @@ def screen_partition(shard_dir: Path, part_path: Path, as_of: dt.date) -> int:
         failed = pa.table(
             {
                 "patient": [pid for pid, _ in errors],
+                "kind": ["record"] * len(errors),
                 "target": ["(record)"] * len(errors),
                 "product": [""] * len(errors),
                 "indication": [""] * len(errors),
                 "disease": [""] * len(errors),
+                "status": [""] * len(errors),
                 "verdict": ["input_error"] * len(errors),
                 "score": pa.array([None] * len(errors), type=pa.float64()),
                 "unknowns": pa.array([[msg] for _, msg in errors], type=pa.list_(pa.string())),
@@ -198,11 +249,7 @@ def screen_partition(shard_dir: Path, part_path: Path, as_of: dt.date) -> int:
             schema=table.schema,
         )
         table = pa.concat_tables([table, failed])
-    _write_atomic_bytes(part_path, lambda tmp: pq.write_table(table, tmp))
-    done = part_path.with_suffix(".done")
-    _write_atomic_bytes(done, lambda tmp: tmp.write_text(json.dumps({"rows": table.num_rows})))
-    rows: int = table.num_rows
-    return rows
+    return table
 
 
 def run_screen(
@@ -214,11 +261,15 @@ def run_screen(
     workers: int = 2,
     partition_size: int = DEFAULT_PARTITION_SIZE,
     progress: bool = True,
+    input_format: str | None = None,
+    trials: str = "all",
 ) -> ScreenResult:
     """Screen a FHIR Bulk Data export against every product indication in force on ``as_of``.
 
     Args:
-        input_dir: folder of ``<Type>.ndjson`` files (Patient required).
+        input_dir: folder of ``<Type>.ndjson`` files (Patient required), or of OMOP CDM tables
+            (``person`` required; :mod:`actnav.screen.omop`).
+        input_format: ``"fhir"``, ``"omop"``, or None / ``"auto"`` to tell from the files.
         out_dir: output folder (created); see the module docstring for the layout.
         as_of: the screening date.
         scheduler: None for a local Dask cluster of ``workers`` processes; ``"synchronous"`` to
@@ -227,20 +278,32 @@ def run_screen(
         workers: workers of the local cluster.
         partition_size: patients per partition.
         progress: show a progress bar (tqdm, on stderr).
+        trials: which bundled trials the output keeps besides the product indications: ``all``,
+            ``recruiting`` (overall status recruiting, not yet recruiting or enrolling by
+            invitation) or ``none`` (:func:`actnav.screen.vector.select_trials`).
 
     Returns:
         The :class:`ScreenResult`.
 
     Raises:
-        InputError: missing or unreadable input (see :func:`shard`), bad partition size.
+        InputError: missing or unreadable input (see :func:`shard`), bad partition size, bad
+            ``trials`` choice.
     """
+    select_trials(SCHEMA.empty_table(), trials)  # an unknown choice fails before any work
     if partition_size < 1:
         raise InputError("the partition size must be at least 1", where="--partition-size")
     if not input_dir.is_dir():
-        raise InputError("the input is not a folder of NDJSON files", where=str(input_dir))
-    work = out_dir / ".work" / fingerprint(input_dir, as_of=as_of, partition_size=partition_size)
+        raise InputError("the input is not a folder of NDJSON files or OMOP tables", where=str(input_dir))
+    from actnav.screen.omop import detect_format
+
+    fmt = detect_format(input_dir, input_format)
+    work = (
+        out_dir
+        / ".work"
+        / fingerprint(input_dir, as_of=as_of, partition_size=partition_size, input_format=fmt)
+    )
     work.mkdir(parents=True, exist_ok=True)
-    count = shard(input_dir, work, partition_size)
+    count = shard(input_dir, work, partition_size, input_format=fmt)
     parts = work / "parts"
     parts.mkdir(exist_ok=True)
     jobs = [
@@ -252,8 +315,8 @@ def run_screen(
     if count:
         table = pa.concat_tables([pq.read_table(parts / f"part-{i:05d}.parquet") for i in range(count)])
     else:
-        plan = ScreenPlan(load_knowledge(), as_of)
-        table = plan.evaluate(plan.fact_table([]), [])
+        table = SCHEMA.empty_table()
+    table = select_trials(table, trials)
     out_dir.mkdir(parents=True, exist_ok=True)
     parquet = out_dir / "screen.parquet"
     _write_atomic_bytes(parquet, lambda tmp: pq.write_table(table, tmp))
@@ -298,8 +361,10 @@ def _execute(
 
         cluster = None
         if scheduler is None:
+            # Dashboard on a free loopback port: the default 8787 may be taken by another
+            # cluster, and the scheduler's HTTP server starts even with the dashboard off.
             cluster = LocalCluster(  # type: ignore[no-untyped-call]
-                n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None
+                n_workers=workers, threads_per_worker=1, processes=True, dashboard_address="127.0.0.1:0"
             )
             client = Client(cluster)  # type: ignore[no-untyped-call]
         else:
@@ -328,61 +393,91 @@ def _execute(
 
 
 def summarise(table: pa.Table, as_of: dt.date, short_list: int = SHORT_LIST) -> tuple[str, str]:
-    """The coordinator summary as text and HTML: per indication, patients eligible and needing
-    information, and the short list (eligible first, then by score; at most ``short_list``).
+    """The coordinator summary as text and HTML: per product indication, then per trial (with
+    its overall status), the patients eligible and needing information, and the short list
+    (eligible first, then by score, then in input order; at most ``short_list``).
 
-    Patient ids are the export's (pseudonymous) ids; the summary is for the care team.
+    Columnar (numpy over the table's columns): a 100,000-patient screen has millions of rows and
+    only the short-listed ones become Python objects. Patient ids are the export's
+    (pseudonymous) ids; the summary is for the care team.
     """
+    import numpy as np
     import pyarrow.compute as pc
 
     patients = pc.count_distinct(table.column("patient")).as_py()
-    targets = [t for t in pc.unique(table.column("target")).to_pylist() if t != "(record)"]
-    # Only the rows a coordinator acts on are turned into Python objects (millions of rows).
-    rows = table.filter(pc.invert(pc.equal(table.column("verdict"), "not_eligible"))).to_pylist()
-    by_target: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for row in rows:
-        if row["verdict"] in ("eligible", "needs_information"):
-            by_target[row["target"]].append(row)
-    lines = [
-        f"actnav screen on {as_of.isoformat()}: {patients} patients, {len(targets)} product indications",
-        "",
-    ]
-    sections = []
-    for target in targets:
-        hits = by_target.get(target, [])
-        eligible = sum(1 for r in hits if r["verdict"] == "eligible")
-        needs = len(hits) - eligible
-        ranked = sorted(hits, key=lambda r: (r["verdict"] != "eligible", -r["score"], r["patient"]))[
-            :short_list
-        ]
-        lines.append(f"{target}: {eligible} eligible, {needs} need information")
-        for r in ranked:
-            extra = f" (needs: {', '.join(r['unknowns'])})" if r["unknowns"] else ""
-            lines.append(f"  {r['verdict']:<17} {r['score']:5.1f}  {r['patient']}{extra}")
-        sections.append((target, eligible, needs, ranked))
-    errors = sum(1 for r in rows if r["verdict"] == "input_error")
+    names = pc.unique(table.column("target"))  # first-appearance order: indications, then trials
+    code = pc.index_in(table.column("target"), value_set=names).to_numpy(zero_copy_only=False)
+    _, first = np.unique(code, return_index=True)
+    kinds = table.column("kind").take(pa.array(first)).to_pylist()
+    statuses = table.column("status").take(pa.array(first)).to_pylist()
+    verdict = table.column("verdict")
+    eligible = pc.equal(verdict, "eligible").to_numpy(zero_copy_only=False)
+    needs = pc.equal(verdict, "needs_information").to_numpy(zero_copy_only=False)
+    errors = int(pc.sum(pc.equal(verdict, "input_error")).as_py() or 0)
+    hit = np.flatnonzero(eligible | needs)
+    # Order within a target: eligible before needs information, then higher score first, then
+    # input order (row number); one sort for all targets, then the first rows of each.
+    score = table.column("score").to_numpy(zero_copy_only=False)
+    key = np.where(eligible[hit], 0.0, 1000.0) - np.nan_to_num(score[hit])
+    hit = hit[np.lexsort((hit, key, code[hit]))]
+    bounds = np.searchsorted(code[hit], np.arange(len(names) + 1))
+    wanted = [(t, int(bounds[t]), int(bounds[t + 1])) for t in range(len(names)) if kinds[t] in _KINDS]
+    chosen = np.concatenate([hit[lo : lo + short_list] for _, lo, hi in wanted] or [np.zeros(0, np.int64)])
+    listed = table.take(pa.array(chosen, type=pa.int64())).to_pylist() if len(chosen) else []
+    sections: list[tuple[str, str, str, int, int, list[dict[str, Any]]]] = []
+    start = 0
+    for t, lo, hi in wanted:
+        n_eligible = int(eligible[hit[lo:hi]].sum())
+        ranked = listed[start : start + min(short_list, hi - lo)]
+        start += len(ranked)
+        sections.append(
+            (kinds[t], names[t].as_py(), statuses[t] or "", n_eligible, hi - lo - n_eligible, ranked)
+        )
+    n_ind = sum(1 for s in sections if s[0] == "indication")
+    n_trials = len(sections) - n_ind
+    head = f"{patients} patients, {n_ind} product indications, {n_trials} trials"
+    lines = [f"actnav screen on {as_of.isoformat()}: {head}", ""]
+    for kind, title in (("indication", "Product indications"), ("trial", "Trials (overall status)")):
+        chosen = [s for s in sections if s[0] == kind]
+        if not chosen:
+            continue
+        lines += [f"{title}:", ""]
+        for _, target, status, n_eligible, n_needs, ranked in chosen:
+            label = f"{target} ({status or 'status not given'})" if kind == "trial" else target
+            lines.append(f"{label}: {n_eligible} eligible, {n_needs} need information")
+            for r in ranked:
+                extra = f" (needs: {', '.join(r['unknowns'])})" if r["unknowns"] else ""
+                lines.append(f"  {r['verdict']:<17} {r['score']:5.1f}  {r['patient']}{extra}")
+        lines.append("")
     if errors:
-        lines += ["", f"{errors} patient record(s) could not be read (see verdict input_error)."]
-    text = "\n".join(lines) + "\n"
+        lines.append(f"{errors} patient record(s) could not be read (see verdict input_error).")
+    text = "\n".join(lines).rstrip("\n") + "\n"
+    esc = html.escape
     body = [
         f"<h1>actnav screen on {as_of.isoformat()}</h1>",
-        f"<p>{patients} patients, {len(targets)} product indications.</p>",
-        "<table><tr><th>Indication</th><th>Eligible</th><th>Needs information</th></tr>",
-        *(f"<tr><td>{html.escape(t)}</td><td>{e}</td><td>{n}</td></tr>" for t, e, n, _ in sections),
+        f"<p>{esc(head)}.</p>",
+        "<table><tr><th>Kind</th><th>Target</th><th>Status</th><th>Eligible</th><th>Needs information</th></tr>",
+        *(
+            f"<tr><td>{k}</td><td>{esc(t)}</td><td>{esc(s)}</td><td>{e}</td><td>{n}</td></tr>"
+            for k, t, s, e, n, _ in sections
+        ),
         "</table>",
     ]
-    for target, _, _, ranked in sections:
+    for kind, target, status, _, _, ranked in sections:
         if not ranked:
             continue
+        label = f"{target} ({status or 'status not given'})" if kind == "trial" else target
         body.append(
-            f"<h2>{html.escape(target)}</h2><table><tr><th>Patient</th><th>Verdict</th><th>Score</th><th>Needs</th></tr>"
+            f"<h2>{esc(label)}</h2><table><tr><th>Patient</th><th>Verdict</th><th>Score</th><th>Needs</th></tr>"
         )
         body += [
-            f"<tr><td>{html.escape(r['patient'])}</td><td>{r['verdict']}</td><td>{r['score']:.1f}</td>"
-            f"<td>{html.escape(', '.join(r['unknowns']))}</td></tr>"
+            f"<tr><td>{esc(r['patient'])}</td><td>{r['verdict']}</td><td>{r['score']:.1f}</td>"
+            f"<td>{esc(', '.join(r['unknowns']))}</td></tr>"
             for r in ranked
         ]
         body.append("</table>")
+    if errors:
+        body.append(f"<p>{errors} patient record(s) could not be read (see verdict input_error).</p>")
     page = (
         "<!doctype html><html lang=en><meta charset=utf-8><title>actnav screen</title>"
         + "".join(body)
@@ -391,6 +486,12 @@ def summarise(table: pa.Table, as_of: dt.date, short_list: int = SHORT_LIST) -> 
     return text, page
 
 
-def read_result(path: Path) -> list[dict[str, Any]]:
-    """The rows of a ``screen.parquet`` as dicts (for tests and tools)."""
-    return list(pq.read_table(path).to_pylist())
+def read_result(path: Path, kind: str | None = None) -> list[dict[str, Any]]:
+    """The rows of a ``screen.parquet`` as dicts (for tests and tools); only rows of ``kind``
+    (``indication``, ``trial`` or ``record``) when given."""
+    table = pq.read_table(path)
+    if kind is not None:
+        import pyarrow.compute as pc
+
+        table = table.filter(pc.equal(table.column("kind"), kind))
+    return list(table.to_pylist())
