@@ -61,6 +61,10 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_parse_hint.py
 	$(BIN)/python benchmarks/bench_match.py
 	$(BIN)/python benchmarks/bench_screen.py
+	$(BIN)/python benchmarks/bench_notes_extraction.py
+	$(BIN)/python benchmarks/bench_notes_extraction.py --gold benchmarks/notes/heldout.yaml --out out/bench/notes-extraction-heldout.json
+	$(BIN)/python benchmarks/bench_notes_extraction.py --gold benchmarks/notes/testset.yaml --out out/bench/notes-extraction-testset.json
+	$(BIN)/python benchmarks/bench_notes_ranking.py
 
 check: test
 

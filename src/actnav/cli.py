@@ -5,6 +5,9 @@
     actnav --version
     actnav evaluate BUNDLE [--as-of YYYY-MM-DD] [--format json|html|text] [--out PATH]
                     [--near POSTCODE|LAT,LON] [--no-trials] [--database-url URL]
+    actnav evaluate --note NOTE.txt [--birth-date YYYY-MM-DD] [the options above]
+    actnav extract NOTE.txt [--out bundle.json] [--as-of YYYY-MM-DD] [--format text|json]
+                   [--include-note] [--birth-date YYYY-MM-DD]
     actnav match BUNDLE [--as-of YYYY-MM-DD] [--near POSTCODE|LAT,LON] [--radius-km N]
                  [--status recruiting]... [--modality CAR-T|TIL|TCR-T|...] [--all-trials]
                  [--database-url URL] [--format text|json|html] [--out PATH] [--limit N]
@@ -100,6 +103,13 @@ class OutputFormat(StrEnum):
     TEXT = "text"
 
 
+class FactsFormat(StrEnum):
+    """Formats of ``actnav extract``'s list of facts."""
+
+    TEXT = "text"
+    JSON = "json"
+
+
 class SchemaName(StrEnum):
     """Published JSON Schemas."""
 
@@ -171,6 +181,26 @@ AsOfOption = Annotated[
         parser=parse_as_of,
         metavar="YYYY-MM-DD",
         help="Evaluation date (labels in force, ages, result freshness). Default: today.",
+        show_default=False,
+    ),
+]
+
+
+NoteArgument = Annotated[
+    Path,
+    typer.Argument(
+        help="Clinical note: a referral letter or case summary as plain UTF-8 text.",
+        metavar="NOTE",
+        show_default=False,
+    ),
+]
+BirthDateOption = Annotated[
+    date | None,
+    typer.Option(
+        "--birth-date",
+        parser=parse_as_of,
+        metavar="YYYY-MM-DD",
+        help="The patient's birth date, when the note states no age (it replaces an age read from the note).",
         show_default=False,
     ),
 ]
@@ -314,7 +344,14 @@ def _modality(value: str | None) -> str | None:
 
 @app.command()
 def evaluate(
-    bundle: BundleArgument,
+    bundle: Annotated[
+        Path | None,
+        typer.Argument(
+            help="FHIR R4 Bundle (JSON) holding one patient (or give --note).",
+            metavar="BUNDLE",
+            show_default=False,
+        ),
+    ] = None,
     as_of: AsOfOption = None,
     fmt: FormatOption = None,
     out: OutOption = None,
@@ -327,24 +364,42 @@ def evaluate(
         ),
     ] = True,
     database_url: DatabaseUrlOption = None,
+    note: Annotated[
+        Path | None,
+        typer.Option(
+            "--note",
+            metavar="NOTE",
+            help="Read the patient from a clinical note (plain text) instead of a BUNDLE, without review: "
+            "criteria resting on the note are marked.",
+            show_default=False,
+        ),
+    ] = None,
+    birth_date: BirthDateOption = None,
 ) -> None:
     """Evaluate a patient against every FDA-approved product label, and match clinical trials.
 
     Per indication: eligible, not eligible or needs information, with each criterion's evidence
     and source; trial-derived fitness context; the work-up that would settle the unknowns; the
     best-ranked adoptive cell therapy trials (database, else the bundled offline records).
+    With --note the patient is read from a clinical note (actnav extract shows what is read).
     """
     on = as_of if as_of is not None else date.today()  # the only clock read in actnav
     chosen = resolve_format(fmt, out)
 
     def run() -> None:
-        if not bundle.exists():
+        if (bundle is None) == (note is None):
+            raise InputError("give either a BUNDLE or --note NOTE", where="BUNDLE")
+        if birth_date is not None and note is None:
+            raise InputError("--birth-date is read only with --note", where="--birth-date")
+        source = bundle if bundle is not None else note
+        assert source is not None
+        if bundle is not None and not bundle.exists():
             raise InputError("no such file", where=str(bundle), hint="give the path of a FHIR Bundle")
-        if not bundle.is_file():
+        if bundle is not None and not bundle.is_file():
             raise InputError("not a file", where=str(bundle), hint="give the path of a FHIR Bundle")
-        if out is not None and out.exists() and out.resolve() == bundle.resolve():
+        if out is not None and out.exists() and source.exists() and out.resolve() == source.resolve():
             raise InputError(
-                "is the input bundle; the report would overwrite it",
+                "is the input file; the report would overwrite it",
                 where="--out",
                 hint="choose another file",
             )
@@ -355,13 +410,23 @@ def evaluate(
         from actnav.patient.fhir import read_bundle
 
         point = _near(near)
-        patient = read_bundle(bundle, as_of=on)
+        if note is not None:
+            from actnav.patient.notes.cli import note_patient
+
+            patient, from_note = note_patient(note, as_of=on, birth_date=birth_date)
+        else:
+            assert bundle is not None
+            patient, from_note = read_bundle(bundle, as_of=on), None
         evaluation = evaluate_patient(patient, as_of=on)
         if trials:
             from actnav.trials.search import add_trials, load_trial_index
 
             loaded = load_trial_index(database_url)
             evaluation = add_trials(evaluation, patient, as_of=on, loaded=loaded, near=point)
+        if from_note is not None:
+            from actnav.patient.notes.report import mark_from_note
+
+            evaluation = mark_from_note(evaluation, from_note, reviewed=False)
         renderers = {
             OutputFormat.JSON: report.render_json,
             OutputFormat.HTML: report.render_html,
@@ -376,6 +441,55 @@ def evaluate(
         write_atomic(out, text)
         typer.echo(report.render_summary(evaluation), nl=False)
         typer.echo(f"Wrote {chosen.value} report: {out}")
+
+    _guard(run)
+
+
+@app.command()
+def extract(
+    note: NoteArgument,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            "-o",
+            dir_okay=False,
+            help="Write the patient facts as a FHIR R4 Bundle (JSON), each resource with its words as evidence.",
+            show_default=False,
+        ),
+    ] = None,
+    as_of: AsOfOption = None,
+    fmt: Annotated[
+        FactsFormat,
+        typer.Option("--format", "-f", case_sensitive=False, help="How to print the facts found."),
+    ] = FactsFormat.TEXT,
+    include_note: Annotated[
+        bool,
+        typer.Option("--include-note", help="Put the note itself in the bundle (a DocumentReference)."),
+    ] = False,
+    birth_date: BirthDateOption = None,
+) -> None:
+    """Read a clinical note: print every fact found for review, and write them as a FHIR Bundle.
+
+    Negated, family-history, hypothetical and uncertain mentions are printed and marked "not
+    used"; only the patient's own facts go to the bundle (docs/clinical-notes.md).
+    """
+    on = as_of if as_of is not None else date.today()  # the only clock read in actnav
+
+    def run() -> None:
+        if out is not None and out.exists() and note.exists() and out.resolve() == note.resolve():
+            raise InputError(
+                "is the note; the bundle would overwrite it", where="--out", hint="choose another file"
+            )
+        from actnav.patient.notes.cli import bundle_json, extract_file, facts_json, facts_text
+
+        extraction = extract_file(note, as_of=on)
+        listing = facts_json(extraction) if fmt is FactsFormat.JSON else facts_text(extraction)
+        typer.echo(listing, nl=False)
+        if out is not None:
+            write_atomic(out, bundle_json(extraction, include_note=include_note, birth_date=birth_date))
+            if fmt is FactsFormat.TEXT:
+                typer.echo(f"Wrote FHIR bundle: {out}")
 
     _guard(run)
 
@@ -421,7 +535,8 @@ def match(
     """Match a patient against clinical trials: verdict, score, why listed, every criterion.
 
     Trials come from the database when it holds any, else from the bundled offline records.
-    Ranked by verdict (eligible, needs information, not eligible), then relevance of diagnosis,
+    Ranked by disease (trials for the patient's own disease first, trials for other diseases
+    last), then verdict (eligible, needs information, not eligible), then relevance of diagnosis,
     modality and target, then distance to the nearest recruiting site.
     """
     on = as_of if as_of is not None else date.today()  # the only clock read in actnav

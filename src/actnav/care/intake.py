@@ -42,7 +42,22 @@ def evaluate_bundle(bundle: object, *, as_of: dt.date, database_url: str | None)
     from actnav.trials.search import evaluate_with_trials, load_trial_index
 
     patient = patient_from_bundle(bundle, as_of=as_of)
-    return evaluate_with_trials(patient, as_of=as_of, loaded=load_trial_index(database_url))
+    evaluation = evaluate_with_trials(patient, as_of=as_of, loaded=load_trial_index(database_url))
+    return _marked_from_note(bundle, evaluation)
+
+
+def _marked_from_note(bundle: object, evaluation: Evaluation) -> Evaluation:
+    """For a bundle written from a clinical note (resources with note evidence): the evaluation with
+    every criterion resting on the note marked, ``reviewed`` when a person accepted or corrected
+    every fact written (:func:`actnav.patient.notes.report.mark_from_note`)."""
+    from actnav.patient.notes.bundle import extracted_resources
+    from actnav.patient.notes.report import mark_from_note
+
+    extracted = extracted_resources(bundle) if isinstance(bundle, dict) else {}
+    if not extracted:
+        return evaluation
+    reviewed = all(e.review in ("accepted", "corrected") for found in extracted.values() for e in found)
+    return mark_from_note(evaluation, extracted, reviewed=reviewed)
 
 
 def label_from_bundle(bundle: dict[str, Any]) -> str:

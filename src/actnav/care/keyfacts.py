@@ -662,21 +662,8 @@ def keyfacts_to_bundle(facts: KeyFacts, *, patient_id: str | None = None) -> dic
     for i, therapy in enumerate(facts.therapies, 1):
         b.add(_medication_statement(f"therapy-{i}", therapy, b.subject, LINE_OF_THERAPY_URL))
 
-    hsct = next(p for p in term.drugs().procedures if p.kind == "hsct")
     for i, transplant in enumerate(facts.transplants, 1):
-        procedure: dict[str, Any] = {
-            "resourceType": "Procedure",
-            "id": f"transplant-{i}",
-            "status": "completed",
-            "code": {
-                "coding": [_coding(hsct.system, hsct.code, hsct.display)],
-                "text": _TRANSPLANT_TEXT[transplant.type],
-            },
-            "subject": b.subject,
-        }
-        if transplant.date is not None:
-            procedure["performedDateTime"] = transplant.date.isoformat()
-        b.add(procedure)
+        b.add(transplant_procedure(f"transplant-{i}", transplant.type, transplant.date, b.subject))
 
     if facts.transplant_ineligible is not None:
         code = _observation_code(kind="finding", key="transplant_ineligible")
@@ -737,26 +724,73 @@ def _pos_neg(result: str) -> dict[str, Any]:
 def _medication_statement(
     rid: str, therapy: TherapyEntry, subject: dict[str, str], line_url: str
 ) -> dict[str, Any]:
-    found = term.match_drug([], [therapy.name])
-    concept: dict[str, Any] = {"text": therapy.name}
+    return medication_statement(
+        rid, therapy.name, subject, start=therapy.start, end=therapy.end, line=therapy.line, line_url=line_url
+    )
+
+
+def medication_statement(
+    rid: str,
+    name: str,
+    subject: dict[str, str],
+    *,
+    start: dt.date | None,
+    end: dt.date | None = None,
+    line: int | None = None,
+    line_url: str | None = None,
+    undated_status: str = "unknown",
+) -> dict[str, Any]:
+    """A MedicationStatement for a drug or regimen named as drugs.yaml spells it (docs/fhir-input.md).
+
+    The name is the concept's text; a single agent with an RxNorm ingredient code is coded too.
+    With a start and no end the period is open (ongoing: a washout is never met on a guess);
+    without any date there is no period (the rules then call the therapy's dates unknown) and the
+    status is ``undated_status``. ``line`` writes the line-of-therapy extension (``line_url``,
+    default :data:`actnav.patient.fhir.LINE_OF_THERAPY_URL`).
+    """
+    found = term.match_drug([], [name])
+    concept: dict[str, Any] = {"text": name}
     if not found.regimens and len(found.agents) == 1:
         agent = next(a for a in term.drugs().agents if a.name == found.agents[0])
         if agent.rxnorm:
             concept["coding"] = [_coding("rxnorm", agent.rxnorm[0], agent.name)]
-    period = {"start": therapy.start.isoformat()}
-    if therapy.end is not None:
-        period["end"] = therapy.end.isoformat()
     resource: dict[str, Any] = {
         "resourceType": "MedicationStatement",
         "id": rid,
-        "status": "completed" if therapy.end is not None else "active",
+        "status": undated_status if start is None else ("completed" if end is not None else "active"),
         "medicationCodeableConcept": concept,
         "subject": subject,
-        "effectivePeriod": period,
     }
-    if therapy.line is not None:
-        resource["extension"] = [{"url": line_url, "valuePositiveInt": therapy.line}]
+    if start is not None:
+        period = {"start": start.isoformat()}
+        if end is not None:
+            period["end"] = end.isoformat()
+        resource["effectivePeriod"] = period
+    if line is not None:
+        from actnav.patient.fhir import LINE_OF_THERAPY_URL
+
+        resource["extension"] = [{"url": line_url or LINE_OF_THERAPY_URL, "valuePositiveInt": line}]
     return resource
+
+
+def transplant_procedure(
+    rid: str, transplant_type: TransplantType, when: dt.date | None, subject: dict[str, str]
+) -> dict[str, Any]:
+    """An HSCT Procedure (drugs.yaml procedure code; the type in words, as the importer reads it)."""
+    hsct = next(p for p in term.drugs().procedures if p.kind == "hsct")
+    procedure: dict[str, Any] = {
+        "resourceType": "Procedure",
+        "id": rid,
+        "status": "completed",
+        "code": {
+            "coding": [_coding(hsct.system, hsct.code, hsct.display)],
+            "text": _TRANSPLANT_TEXT[transplant_type],
+        },
+        "subject": subject,
+    }
+    if when is not None:
+        procedure["performedDateTime"] = when.isoformat()
+    return procedure
 
 
 def _lab_value(key: str, result: LabEntry) -> dict[str, Any]:

@@ -62,6 +62,13 @@ __all__ = [
 ]
 
 DISCLAIMER_HEADLINE = "actnav supports clinicians, it does not replace them."
+#: The report header for a patient read from a clinical note (``PatientSummary.from_note``).
+NOTE_BANNERS: dict[str, str] = {
+    "unreviewed": "Patient read from a clinical note without review: every fact was read by machine; "
+    'criteria marked "from note" rest on the words quoted (unconfirmed).',
+    "reviewed": "Patient read from a clinical note, facts reviewed by a person: criteria marked "
+    '"from note" rest on the words quoted.',
+}
 FITNESS_BANNER = "Trial-derived context — not label requirements"
 
 VERDICT_LABELS: dict[str, str] = {
@@ -760,6 +767,11 @@ def _text_verdict_lines(ev: Evaluation) -> list[str]:
             lines = [_clip(f"  {tag:<20}{name}: {ind.name}{marker}")]
             if reason:
                 lines.append(_clip(f"{'':22}- {reason}"))
+            words = list(dict.fromkeys(w for c in ind.criteria for w in c.from_note))
+            if words:
+                quoted = ", ".join(f"“{w}”" for w in words)
+                state = "reviewed" if ev.patient.from_note == "reviewed" else "unconfirmed"
+                lines.append(_clip(f"{'':22}from note: {quoted} ({state})"))
             entries.append((_VERDICT_RANK.get(ind.verdict, 3), position, lines))
         if not product.indications:
             state = "no indication in force" if product.approved_on_as_of else "not yet approved"
@@ -809,4 +821,5 @@ def _context(ev: Evaluation) -> dict[str, Any]:
             ind.verdict is Verdict.NOT_ELIGIBLE for product in ev.products for ind in product.indications
         ),
         "trials_in_full": _trials_in_full(ev),
+        "note_banner": NOTE_BANNERS.get(ev.patient.from_note or "", ""),
     }

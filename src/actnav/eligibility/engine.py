@@ -92,6 +92,7 @@ class CriterionResult(BaseModel):
     ``needs`` is set when the result is unknown: what information would settle it.
     ``workup`` lists the work-up item ids that would settle the unknown leaves below.
     ``unconfirmed`` is True when the criterion or any leaf below rests on a fact tagged R or U.
+    ``from_note`` quotes the words of a clinical note the evidence (of any leaf below) rests on.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -105,6 +106,11 @@ class CriterionResult(BaseModel):
     source: SourceInfo | None = None
     unconfirmed: bool = False
     children: list[CriterionResult] = Field(default_factory=list)
+    from_note: list[str] = Field(
+        default_factory=list,
+        description="The words of a clinical note this criterion's evidence rests on (facts read from "
+        "a note, unconfirmed until reviewed); empty when the evidence is a structured record.",
+    )
 
 
 def source_info(source: SourceRef | None, references: dict[str, Reference]) -> SourceInfo | None:
@@ -205,6 +211,7 @@ def _result(
         source=source,
         unconfirmed=unconfirmed,
         children=children if children is not None else [],
+        from_note=[],
     )
 
 

@@ -46,6 +46,12 @@ class PatientSummary(_Out):
         description="Resource types in the input that the rules do not use, with counts."
     )
     notes: list[str] = Field(default_factory=list)
+    from_note: Literal["unreviewed", "reviewed"] | None = Field(
+        default=None,
+        description="Set when the patient was read from a clinical note: unreviewed (evaluated "
+        "directly) or reviewed (facts accepted or corrected by a person). Criteria resting on "
+        "the note quote its words in from_note.",
+    )
 
 
 class IndicationResult(_Out):

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import re
+import types
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import cache
@@ -1137,6 +1138,45 @@ def match_drug(rxnorm_codes: Sequence[str], texts: Sequence[str]) -> DrugMatch:
     return DrugMatch(match.agents, match.classes, match.anticancer, tuple(dict.fromkeys(regimens)))
 
 
+@dataclass(frozen=True)
+class DrugMention:
+    """An agent or regimen named in free text: ``text[start:end]`` names ``agents``.
+
+    ``regimen`` is the regimen's name (``"R-CHOP"``) when the words are a regimen acronym, else
+    None and ``agents`` holds the one agent.
+    """
+
+    start: int
+    end: int
+    agents: tuple[str, ...]
+    regimen: str | None = None
+
+
+def drug_mentions(text: str) -> tuple[DrugMention, ...]:
+    """Every agent and regimen of drugs.yaml named in ``text``, with character offsets, in order.
+
+    The same matching as :func:`match_drug` (regimens first, longest first, never overlapping;
+    then agent names and synonyms as whole words, case-insensitive) but keeping where each
+    mention is, for reading clinical notes.
+    """
+    ix = _indexes()
+    found: list[tuple[int, int]] = []
+    for regex in (ix.regimen_exact_regex, ix.regimen_regex):
+        if regex is not None:
+            found += [(m.start(), m.end()) for m in regex.finditer(text)]
+    out: list[DrugMention] = []
+    for start, end in sorted(found, key=lambda se: (se[0] - se[1], se[0])):
+        if not any(start < m.end and m.start < end for m in out):
+            regimen = ix.regimen_by_compact[_compact(text[start:end])]
+            out.append(DrugMention(start, end, regimen.agents, regimen.name))
+    # Lower case of the same length, so offsets stay those of the text.
+    lowered = "".join(c.lower() if len(c.lower()) == 1 else c for c in text).replace("_", " ")
+    for m in ix.spelling_regex.finditer(lowered):
+        if not any(m.start() < r.end and r.start < m.end() for r in out):
+            out.append(DrugMention(m.start(), m.end(), ix.agents_by_spelling[m.group(0)]))
+    return tuple(sorted(out, key=lambda m: m.start))
+
+
 def _read_regimens(text: str, regimens: list[str], agents: list[str]) -> str:
     """Add the regimens named in ``text`` (and their agents); return the text with them blanked.
 
@@ -1282,3 +1322,33 @@ def hla_p_group(written: str) -> HlaCall:
         return HlaCall(locus, fields, note=f"{two} is not in the packaged P-group table")
     note = "questionable expression (Q)" if suffix == "Q" else ""
     return HlaCall(locus, fields, p_group=group_of, note=note)
+
+
+# -- ICD-10-CM code table ------------------------------------------------------------------------
+
+
+@cache
+def _icd10cm_table() -> types.ModuleType:
+    """The simple-icd-10-cm package, imported here only: version 1.5 reads its table with the
+    deprecated ``importlib.resources.read_text``, a DeprecationWarning silenced once, here."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        import simple_icd_10_cm  # type: ignore[import-untyped]
+
+    table: types.ModuleType = simple_icd_10_cm
+    return table
+
+
+def icd10cm_valid(code: str) -> bool:
+    """True when ``code`` (dotted, ``"C90.00"``) is a code or category of the ICD-10-CM table of
+    simple-icd-10-cm (the one way actnav reads that table)."""
+    return bool(_icd10cm_table().is_valid_item(code))
+
+
+def icd10cm_title(code: str) -> str | None:
+    """The ICD-10-CM title of a code or category (simple-icd-10-cm), None when it is not one."""
+    if not icd10cm_valid(code):
+        return None
+    return str(_icd10cm_table().get_description(code))

@@ -23,8 +23,10 @@ Criteria the parser could not type are leaves on ``needs_review``: always unknow
   of such an approved product (CD19 for B-ALL, BCMA for myeloma).
 
 **Score** (0-100) = 70 + 30 x relevance (eligible), 35 + 30 x relevance (needs information),
-30 x relevance (not eligible). **Rank**: verdict (eligible, needs information, not eligible), then
-relevance, then distance to the nearest recruiting site (nearest first; none last), then NCT id.
+30 x relevance (not eligible). **Rank**: disease tier first (:func:`disease_tier`: trials for the
+patient's own disease, then those where it cannot be told, then trials for other diseases), then
+verdict (eligible, needs information, not eligible), then relevance, then distance to the nearest
+recruiting site (nearest first; none last), then NCT id.
 
 **Many trials** (:class:`TrialIndex`): criteria are parsed once per distinct eligibility text and
 compiled into a shared table of logical nodes (identical criteria of different trials are one node),
@@ -277,6 +279,10 @@ def trial_concepts(record: TrialRecord, criteria: Sequence[ParsedCriterion] = ()
 class _Relevance:
     value: float
     reasons: tuple[str, ...]
+    diagnosis: float = DIAGNOSIS_UNKNOWN
+    #: The patient's most specific disease is an ancestor of one the trial names (a "B-cell
+    #: lymphoma" patient and a DLBCL trial): no concept shared, yet not another disease.
+    less_specific: bool = False
 
 
 def _relevance(
@@ -284,6 +290,7 @@ def _relevance(
 ) -> _Relevance:
     _lineage, roots, _states = _concept_tables()
     reasons: list[str] = []
+    less_specific = False
     if profile.concepts is None or not concepts:
         diagnosis = DIAGNOSIS_UNKNOWN
         reasons.append(
@@ -305,6 +312,7 @@ def _relevance(
             reasons.append(f"Diagnosis: broad match only ({', '.join(_label(c) for c in sorted(shared))})")
         else:
             diagnosis = 0.0
+            less_specific = _less_specific(profile.concepts, concepts)
             reasons.append(
                 f"Diagnosis: the trial is for {', '.join(_label(c) for c in sorted(concepts))}, "
                 f"not the patient's disease"
@@ -323,8 +331,38 @@ def _relevance(
             tgt = 1.0
             reasons.append(f"Target: {target} ({why})")
             break
-    value = WEIGHT_DIAGNOSIS * diagnosis + WEIGHT_MODALITY * mod + WEIGHT_TARGET * tgt
-    return _Relevance(round(value, 4), tuple(reasons))
+    return _Relevance(
+        relevance_value(diagnosis, mod, tgt), tuple(reasons), diagnosis, diagnosis == 0.0 and less_specific
+    )
+
+
+def _less_specific(patient: frozenset[str], trial: frozenset[str]) -> bool:
+    """True when one of the patient's most specific disease concepts (not a top-level one) is an
+    ancestor of a concept the trial names."""
+    lineage, roots, _states = _concept_tables()
+    leaves = _leaves_of(patient) - roots
+    return any(leaf in lineage.get(c, ())[1:] for c in trial for leaf in leaves)
+
+
+def disease_tier(diagnosis: float, less_specific: bool = False) -> int:
+    """The first key of the ranking, from the diagnosis part of relevance: 0 when the trial is for
+    the patient's own disease (a specific concept shared), 1 when that cannot be told (a broad
+    match only, either side has no mappable disease, or the patient's diagnosis is less specific
+    than the trial's: ``less_specific``), 2 when the trial is for other diseases.
+
+    Why first: a coordinator reads a short list, and a trial for another disease is not an option
+    for the patient whatever its other criteria say; its verdict is often "needs information"
+    only because its diagnosis criteria went to review."""
+    if diagnosis >= DIAGNOSIS_SPECIFIC:
+        return 0
+    return 2 if diagnosis <= 0.0 and not less_specific else 1
+
+
+def relevance_value(diagnosis: float, modality: float, target: float) -> float:
+    """Relevance (0-1, 4 decimals) from its parts: 0.6 x diagnosis + 0.2 x modality + 0.2 x target
+    (each 0-1; see the module docstring). Shared with the population screen
+    (:mod:`actnav.screen.vector`) so both compute the same number."""
+    return round(WEIGHT_DIAGNOSIS * diagnosis + WEIGHT_MODALITY * modality + WEIGHT_TARGET * target, 4)
 
 
 def _label(concept: str) -> str:
@@ -818,16 +856,20 @@ class TrialIndex:
         verdicts = plan_verdict[plan_of].astype(np.int8)
         if profile.deceased:
             verdicts[:] = 2
-        rel_values = np.asarray([_relevance(profile, *key).value for key in self._rels], dtype=np.float64)
+        rels = [_relevance(profile, *key) for key in self._rels]
+        rel_values = np.asarray([r.value for r in rels], dtype=np.float64)
         relevance = rel_values[rel_of] if n else np.zeros(0)
+        tier_values = np.asarray([disease_tier(r.diagnosis, r.less_specific) for r in rels], dtype=np.float64)
+        tiers = tier_values[rel_of] if n else np.zeros(0)
         positions = np.flatnonzero(mask)
-        # One sort key, lexicographic by construction: verdict rank, then relevance (multiples of
-        # 1e-4, so 1 - relevance in whole steps), then distance squeezed into [0, 1); a stable
-        # sort keeps index order for ties.
+        # One sort key, lexicographic by construction: disease tier, verdict rank, then relevance
+        # (multiples of 1e-4, so 1 - relevance in whole steps), then distance squeezed into [0, 1);
+        # a stable sort keeps index order for ties.
         dist = np.minimum(distance[positions], 1e15)  # no site: after every site
         squeezed = dist / (dist + 1000.0) * 0.999
         key = (
-            verdicts[positions].astype(np.float64) * 1e5
+            tiers[positions] * 1e6
+            + verdicts[positions].astype(np.float64) * 1e5
             + np.rint((1.0 - relevance[positions]) * 1e4)
             + squeezed
         )
@@ -946,8 +988,9 @@ def rank_trials(
 ) -> tuple[list[TrialMatch], RankedTrials]:
     """Rank every trial of ``index`` for a patient and evaluate the top ``limit`` in full.
 
-    Order: verdict (eligible, needs information, not eligible), then relevance, then distance to
-    the nearest recruiting site, then position in the index (NCT id order from the store).
+    Order: disease tier (:func:`disease_tier`), verdict (eligible, needs information, not
+    eligible), relevance, distance to the nearest recruiting site, then position in the index
+    (NCT id order from the store).
 
     Returns:
         The top matches (full results) and the whole ranking.

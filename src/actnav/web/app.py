@@ -65,6 +65,7 @@ def create_app(database_url: str | None = None, *, clock: Callable[[], dt.date] 
         cases,
         consults,
         intake,
+        notes,
         patients,
         plan,
         reviews,
@@ -72,6 +73,19 @@ def create_app(database_url: str | None = None, *, clock: Callable[[], dt.date] 
         trials,
     )
 
-    for module in (auth, patients, api, trials, toxicity, reviews, consults, plan, cases, audit, intake):
+    for module in (
+        auth,
+        patients,
+        api,
+        trials,
+        toxicity,
+        reviews,
+        consults,
+        plan,
+        cases,
+        audit,
+        intake,
+        notes,
+    ):
         app.include_router(module.router)
     return app

@@ -187,7 +187,7 @@ def test_b_all_is_coded_as_icd10cm_c91_0_with_icdo3_b_lymphoblastic_histology() 
     assert ("http://terminology.hl7.org/CodeSystem/icd-o-3", "9811/3") in codes
     assert ("https://actnav.dev/fhir/CodeSystem/actnav", "b_all") in codes
     record = _record({"birth_date": "1992-06-14", "diagnosis": "b_all"})
-    assert record.diagnoses[0].concepts[:3] == ("b_all", "all", "hematologic_malignancy")
+    assert record.diagnoses[0].concepts[:4] == ("b_all", "all", "leukaemia", "hematologic_malignancy")
     assert not record.diagnoses[0].in_relapse
 
 
@@ -231,7 +231,7 @@ def test_implausible_birth_date_and_negative_platelets_are_named(birth_date: str
 @pytest.mark.parametrize(
     ("change", "field", "words"),
     [
-        ({"diagnosis": "lymphoma"}, "diagnosis", "not a diagnosis"),
+        ({"diagnosis": "lymphoma_nos"}, "diagnosis", "not a diagnosis"),
         ({"therapies": [{"name": "XYZ-123", "start": "2025-01-01"}]}, "therapies.0.name", "not a drug"),
         (
             {"therapies": [{"name": "R-CHOP", "start": "2025-05-01", "end": "2025-01-01"}]},

@@ -18,6 +18,11 @@ def _load_everything() -> None:
     from actnav.eligibility import facts
     from actnav.logistics import data as logistics_data
     from actnav.patient import lines, terminology
+    from actnav.patient.notes import findings as note_findings
+    from actnav.patient.notes import markers as note_markers
+    from actnav.patient.notes import measures as note_measures
+    from actnav.patient.notes import pipeline as note_pipeline
+    from actnav.screen import omop
     from actnav.toxicity import crs, ctcae, guidance, icaht, icans, ice, iec_hs, risk
     from actnav.trials import parse, recognition
 
@@ -25,6 +30,12 @@ def _load_everything() -> None:
     lines.line_rule()
     facts.diagnosis_specificity()
     terminology.load_all()
+    note_measures.measures_vocabulary()
+    note_markers.markers_vocabulary()
+    note_findings.findings_vocabulary()
+    note_pipeline.target_rules()
+    note_pipeline.context_rules()
+    omop.omop_tables()
     crs.load_crs_table()
     icans.load_icans_table()
     icans.load_capd_table()

@@ -105,7 +105,7 @@ def test_patient_demographics(record: PatientRecord) -> None:
 
 def test_dlbcl_maps_to_its_concept_and_every_ancestor(record: PatientRecord) -> None:
     dx = by_resource(record.diagnoses, "Condition/dx-dlbcl")
-    assert dx.concepts == ("dlbcl_nos", "lbcl", "b_cell_lymphoma", "hematologic_malignancy")
+    assert dx.concepts == ("dlbcl_nos", "lbcl", "b_cell_lymphoma", "lymphoma", "hematologic_malignancy")
     assert dx.clinical_status == "active"
     assert dx.onset == date(2024, 2, 1)
     assert [c.code for c in dx.codings] == ["C83.38", "9680/3"]
@@ -395,12 +395,12 @@ def test_an_in_relapse_icd_code_sets_in_relapse() -> None:
     record = imported(condition("c", {"system": ICD, "code": "C91.02"}))
     dx = record.diagnoses[0]
     assert dx.in_relapse
-    assert dx.concepts == ("all", "hematologic_malignancy")
+    assert dx.concepts == ("all", "leukaemia", "hematologic_malignancy")
 
 
 def test_icd_o_3_histology_gives_the_all_lineage() -> None:
     record = imported(condition("c", {"system": ICD, "code": "C91.00"}, {"system": ICDO, "code": "9811/3"}))
-    assert record.diagnoses[0].concepts == ("b_all", "all", "hematologic_malignancy")
+    assert record.diagnoses[0].concepts == ("b_all", "all", "leukaemia", "hematologic_malignancy")
 
 
 def test_site_code_and_histology_give_synovial_sarcoma() -> None:
@@ -415,6 +415,7 @@ def test_follicular_lymphoma_grade_3b_is_both_fl_and_lbcl() -> None:
         "fl",
         "lbcl",
         "b_cell_lymphoma",
+        "lymphoma",
         "hematologic_malignancy",
     }
 
