@@ -407,20 +407,25 @@ class _Writer:
         codings = _condition_codings(fact)
         if not codings:
             return "no code or concept actnav knows"
-        condition: dict[str, Any] = {
-            "resourceType": "Condition",
-            "id": f"diagnosis-{fact.id}",
-            "code": {"coding": codings, "text": fact.label},
-            "subject": self.subject,
-        }
-        if fact.date is not None:
-            condition["onsetDateTime"] = fact.date.isoformat()
+        condition = self._condition(f"diagnosis-{fact.id}", codings, fact)
         stage = _stage_text(fact.detail) if fact.detail else None
         if stage and term.is_stage_iv(stage):
             condition["stage"] = [{"summary": {"text": stage}}]
         concept = fact.concept or tuple(sorted((c["system"], c["code"]) for c in codings))
         self._add(condition, fact, key=("diagnosis", concept, fact.date, stage))
         return None
+
+    def _condition(self, rid: str, codings: list[dict[str, str]], fact: NoteFact) -> dict[str, Any]:
+        """A Condition with the fact's codes and words, dated when the note dates it."""
+        condition: dict[str, Any] = {
+            "resourceType": "Condition",
+            "id": rid,
+            "code": {"coding": codings, "text": fact.label},
+            "subject": self.subject,
+        }
+        if fact.date is not None:
+            condition["onsetDateTime"] = fact.date.isoformat()
+        return condition
 
     def _disease_status(self, fact: NoteFact) -> str | None:
         status = fact.value
@@ -606,14 +611,7 @@ class _Writer:
             return None
         concept = _VIRUSES[key]
         codings = _condition_codings(fact.model_copy(update={"concept": concept}))
-        condition: dict[str, Any] = {
-            "resourceType": "Condition",
-            "id": f"infection-{fact.id}",
-            "code": {"coding": codings, "text": fact.label},
-            "subject": self.subject,
-        }
-        if fact.date is not None:
-            condition["onsetDateTime"] = fact.date.isoformat()
+        condition = self._condition(f"infection-{fact.id}", codings, fact)
         self._add(condition, fact, key=("infection", concept, fact.date))
         return None
 
