@@ -383,7 +383,8 @@ def evaluate(
     best-ranked adoptive cell therapy trials (database, else the bundled offline records).
     With --note the patient is read from a clinical note (actnav extract shows what is read).
     """
-    on = as_of if as_of is not None else date.today()  # the only clock read in actnav
+    today = date.today()  # the only clock read in actnav
+    on = as_of if as_of is not None else today
     chosen = resolve_format(fmt, out)
 
     def run() -> None:
@@ -411,8 +412,9 @@ def evaluate(
 
         point = _near(near)
         if note is not None:
-            from actnav.patient.notes.cli import note_patient
+            from actnav.patient.notes.cli import check_note_dates, note_patient
 
+            check_note_dates(on, today=today, birth_date=birth_date)
             patient, from_note = note_patient(note, as_of=on, birth_date=birth_date)
         else:
             assert bundle is not None
@@ -474,15 +476,23 @@ def extract(
     Negated, family-history, hypothetical and uncertain mentions are printed and marked "not
     used"; only the patient's own facts go to the bundle (docs/clinical-notes.md).
     """
-    on = as_of if as_of is not None else date.today()  # the only clock read in actnav
+    today = date.today()  # the only clock read in actnav
+    on = as_of if as_of is not None else today
 
     def run() -> None:
         if out is not None and out.exists() and note.exists() and out.resolve() == note.resolve():
             raise InputError(
                 "is the note; the bundle would overwrite it", where="--out", hint="choose another file"
             )
-        from actnav.patient.notes.cli import bundle_json, extract_file, facts_json, facts_text
+        from actnav.patient.notes.cli import (
+            bundle_json,
+            check_note_dates,
+            extract_file,
+            facts_json,
+            facts_text,
+        )
 
+        check_note_dates(on, today=today, birth_date=birth_date)
         extraction = extract_file(note, as_of=on)
         listing = facts_json(extraction) if fmt is FactsFormat.JSON else facts_text(extraction)
         typer.echo(listing, nl=False)

@@ -63,3 +63,29 @@ def test_local_cluster_of_two_workers_gives_identical_output(tmp_path: Path) -> 
     cluster = run_screen(source, tmp_path / "dask", as_of=AS_OF, workers=2, partition_size=50, progress=False)
     assert cluster.screened == 4
     assert pq.read_table(cluster.parquet).equals(pq.read_table(local.parquet))
+
+
+def test_ctrl_c_on_a_local_cluster_is_quiet_and_resumable(tmp_path: Path) -> None:
+    source = tmp_path / "in"
+    write_bulk(source, 400, seed=11, as_of=AS_OF)
+    out = tmp_path / "out"
+    args = [sys.executable, "-c", "from actnav.cli import main; main()", "screen", "run", str(source),
+            "--out", str(out), "--as-of", AS_OF.isoformat(), "--workers", "2",
+            "--partition-size", "10", "--no-progress"]  # fmt: skip
+    # Its own process group, as a terminal's Ctrl-C reaches the coordinator and its workers.
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not _done_markers(out) and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.01)  # the cluster has started once a partition is done
+        os.killpg(proc.pid, signal.SIGINT)
+        _, stderr = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == 130
+    assert stderr.decode() == "actnav: interrupted\n"
+    done = len(_done_markers(out))
+    resumed = run_screen(source, out, as_of=AS_OF, scheduler="synchronous", partition_size=10, progress=False)
+    assert (resumed.skipped, resumed.screened, resumed.patients) == (done, 40 - done, 400)

@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 
 from actnav import cli
 from actnav.eligibility.facts import age_in_years
+from actnav.errors import InputError
 from actnav.patient.fhir import patient_from_bundle
 from actnav.patient.models import Coding
 from actnav.patient.notes import cli as notes_cli
@@ -265,3 +266,45 @@ def test_the_melanoma_letter_keeps_family_history_out() -> None:
     used = [f for f in facts if f["used"]]
     assert any(f["kind"] == "age" and f["number"] == 52 for f in used)
     assert not any("colon" in f["span"]["text"].lower() for f in used)
+
+
+# -- the note's dates and size limits ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("command", "args", "where"),
+    [
+        ("extract", ["--as-of", "2099-01-01"], "--as-of"),
+        ("evaluate", ["--as-of", "2099-01-01"], "--as-of"),
+        ("evaluate", ["--as-of", "1899-01-01"], "--as-of"),
+        ("extract", ["--as-of", AS_OF, "--birth-date", "2030-01-01", "--out", "b.json"], "--birth-date"),
+        ("evaluate", ["--as-of", AS_OF, "--birth-date", "2030-01-01"], "--birth-date"),
+    ],
+)
+def test_a_note_date_in_the_future_or_before_1900_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: str, args: list[str], where: str
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    note = ["--note", str(MYELOMA)] if command == "evaluate" else [str(MYELOMA)]
+    result = runner.invoke(cli.app, [command, *note, *args])
+    assert result.exit_code == 2, result.output
+    assert where in result.output
+    assert not (tmp_path / "b.json").exists()
+
+
+def test_the_note_date_checks() -> None:
+    notes_cli.check_note_dates(ON, today=ON, birth_date=dt.date(1961, 3, 2))  # a plausible note
+    with pytest.raises(InputError) as err:
+        notes_cli.check_note_dates(dt.date(2026, 11, 30), today=ON)
+    assert err.value.where == "--as-of"
+    with pytest.raises(InputError) as err:
+        notes_cli.check_note_dates(ON, today=ON, birth_date=dt.date(2026, 12, 1))
+    assert err.value.where == "--birth-date"
+
+
+def test_the_docs_state_both_size_limits() -> None:
+    from actnav.patient.notes.extract import MAX_NOTE_CHARS
+
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "clinical-notes.md").read_text(encoding="utf-8")
+    assert f"{notes_cli.MAX_NOTE_BYTES:,} bytes" in docs
+    assert f"{MAX_NOTE_CHARS:,} characters" in docs

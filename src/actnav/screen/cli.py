@@ -30,6 +30,22 @@ def _as_of(text: str | None) -> date:
         raise InputError(f"not a date (YYYY-MM-DD): {text!r}", where="--as-of") from exc
 
 
+EARLIEST_SCREEN_DATE = date(1900, 1, 1)
+
+
+def _screen_date(text: str | None) -> date:
+    """``--as-of`` of a screening run: not after today (a screen predicts nothing about the
+    future: later labels, trials and results are unknown), not before 1900 (a typing error)."""
+    day = _as_of(text)
+    if day > date.today():
+        raise InputError(
+            "the screening date is after today", where="--as-of", hint="give today or an earlier date"
+        )
+    if day < EARLIEST_SCREEN_DATE:
+        raise InputError("the screening date is before 1900", where="--as-of")
+    return day
+
+
 @app.command("run")
 def run_command(
     input_dir: Annotated[
@@ -78,7 +94,7 @@ def run_command(
         result = run_screen(
             input_dir,
             out,
-            as_of=_as_of(as_of),
+            as_of=_screen_date(as_of),
             scheduler=scheduler,
             workers=workers,
             partition_size=partition_size,

@@ -30,6 +30,7 @@ import json
 import logging
 import math
 import re
+import zlib
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -290,7 +291,7 @@ def _csv_header(path: Path, table: str) -> list[str]:
     try:
         with opener(path, "rt", encoding="utf-8-sig", newline="") as handle:
             return next(csv.reader(handle), [])
-    except (OSError, EOFError, UnicodeDecodeError) as exc:
+    except (OSError, EOFError, UnicodeDecodeError, zlib.error) as exc:  # zlib: a corrupt gzip stream
         raise InputError(f"cannot read the {table} table ({_reason(exc)})", where=path.name) from exc
 
 
@@ -299,7 +300,7 @@ def _reason(exc: BaseException) -> str:
     text = str(exc)
     if isinstance(exc, UnicodeDecodeError):
         return "not UTF-8 text"
-    if isinstance(exc, gzip.BadGzipFile | EOFError):
+    if isinstance(exc, gzip.BadGzipFile | EOFError | zlib.error) or "zlib" in text or "inflate" in text:
         return "not a valid gzip file"
     if "Empty CSV" in text or "empty" in text.lower():
         return "the file is empty"
@@ -361,9 +362,42 @@ def _batches(path: Path, table: str, *, optional: bool = True) -> Iterator[tuple
             yield first, columns
             first += batch.num_rows
     except (OSError, pa.ArrowException) as exc:
-        raise InputError(
-            f"cannot read the {table} table after row {first - 1} ({_reason(exc)})", where=path.name
-        ) from exc
+        reason = _reason(exc)
+        row = _bad_row(path) if not parquet and reason.startswith("a row has") else None
+        if row is not None:
+            reason = f"row {row} has the wrong number of columns"
+        elif first > 1:  # the rows before were read
+            reason = f"after row {first - 1}: {reason}"
+        raise InputError(f"cannot read the {table} table ({reason})", where=path.name) from exc
+
+
+def _bad_row(path: Path) -> int | None:
+    """The first row (data rows from 1, header and blank lines not counted) whose number of
+    columns differs from the header's, or None when pyarrow does not tell.
+
+    Read again single-threaded: pyarrow numbers rows only then, and only this error path pays.
+    """
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    found: list[int] = []
+
+    def handler(row: Any) -> str:
+        if row.number is not None:
+            found.append(int(row.number) - 1)  # pyarrow counts the header as row 1
+        return "error"
+
+    try:
+        for _batch in pacsv.open_csv(
+            path,
+            read_options=pacsv.ReadOptions(use_threads=False, block_size=1 << 22),
+            parse_options=pacsv.ParseOptions(invalid_row_handler=handler),
+            convert_options=pacsv.ConvertOptions(column_types={}, strings_can_be_null=True),
+        ):
+            pass
+    except (OSError, pa.ArrowException):
+        pass
+    return found[0] if found else None
 
 
 def _pylist(column: Any) -> list[Any]:
@@ -642,8 +676,12 @@ def shard_omop(input_dir: Path, staging: Path, partition_size: int) -> OmopImpor
                     stats.rows[table] += 1
             writer.flush()
     (staging / "omop-import.json").write_text(json.dumps(stats.as_dict(), indent=1), encoding="utf-8")
-    if sum(stats.ignored.values()):
-        log.info("OMOP rows of persons not in the person table were ignored: %s", dict(stats.ignored))
+    ignored = {table: n for table, n in sorted(stats.ignored.items()) if n}
+    if ignored:  # counts only (never a person_id); a warning, so it shows without logging set up
+        log.warning(
+            "OMOP rows of persons not in the person table were ignored: %s",
+            ", ".join(f"{table} {n}" for table, n in ignored.items()),
+        )
     return stats
 
 

@@ -17,14 +17,19 @@ the input order whatever the scheduler.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import gc
 import hashlib
 import html
 import json
+import logging
 import os
+import re
+import signal
+import threading
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -102,7 +107,8 @@ def shard(input_dir: Path, work: Path, partition_size: int, *, input_format: str
         The number of partitions.
 
     Raises:
-        InputError: ``Patient.ndjson`` is missing, or a line is not JSON; for OMOP, see
+        InputError: ``Patient.ndjson`` is missing, or a line is not JSON (naming file and
+            line, from 1); for OMOP, see
             :func:`~actnav.screen.omop.shard_omop`.
     """
     marker = work / "shards.done"
@@ -122,11 +128,15 @@ def shard(input_dir: Path, work: Path, partition_size: int, *, input_format: str
     if not patients_file.exists():
         raise InputError("the bulk export has no Patient.ndjson", where=str(input_dir))
     partition_of: dict[str, int] = {}
+    number = 0
     with patients_file.open(encoding="utf-8") as handle:
-        for number, line in enumerate(text for text in handle if text.strip()):
-            pid = patient_id_of(_parse(line, "Patient.ndjson"))
+        for line_number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            pid = patient_id_of(_parse(line, "Patient.ndjson", line_number))
             if pid is not None:
                 partition_of.setdefault(pid, number // partition_size)
+            number += 1
     count = max(partition_of.values(), default=-1) + 1
     staging = work / "shards.tmp"
     staging.mkdir(parents=True, exist_ok=True)
@@ -137,10 +147,10 @@ def shard(input_dir: Path, work: Path, partition_size: int, *, input_format: str
         outs: dict[int, Any] = {}
         try:
             with path.open(encoding="utf-8") as handle:
-                for line in handle:
+                for line_number, line in enumerate(handle, start=1):
                     if not line.strip():
                         continue
-                    pid = patient_id_of(_parse(line, path.name))
+                    pid = patient_id_of(_parse(line, path.name, line_number))
                     part = partition_of.get(pid) if pid is not None else None
                     if part is None:
                         continue  # about no patient of the export: nothing to screen
@@ -167,13 +177,16 @@ def _remove_tree(path: Path) -> None:
     path.rmdir()
 
 
-def _parse(line: str, where: str) -> dict[str, Any]:
+def _parse(line: str, where: str, line_number: int) -> dict[str, Any]:
+    """One NDJSON line (``line_number`` from 1) as a JSON object; InputError naming file and line."""
     try:
         data = json.loads(line)
-    except json.JSONDecodeError as exc:
-        raise InputError(f"a line is not JSON ({exc.msg})", where=where) from exc
+    except json.JSONDecodeError as exc:  # exc.msg names the problem, never the text
+        raise InputError(f"line {line_number} is not JSON ({exc.msg})", where=where) from exc
+    except RecursionError:
+        raise InputError(f"line {line_number} nests too deeply to read", where=where) from None
     if not isinstance(data, dict):
-        raise InputError("a line is not a JSON object", where=where)
+        raise InputError(f"line {line_number} is not a JSON object", where=where)
     return data
 
 
@@ -230,7 +243,7 @@ def _screen_shard(shard_dir: Path, as_of: dt.date) -> pa.Table:
         try:
             records.append(record_from_resources(resources[pid], as_of=as_of))
         except FhirImportError as exc:  # InputError subclasses: bad data of one patient
-            errors.append((pid, f"{exc} ({exc.where})" if getattr(exc, "where", None) else str(exc)))
+            errors.append((pid, record_problem(exc, resources[pid])))
     table = plan.evaluate(plan.fact_table(records), [r.id for r in records])
     if errors:
         failed = pa.table(
@@ -250,6 +263,57 @@ def _screen_shard(shard_dir: Path, as_of: dt.date) -> pa.Table:
         )
         table = pa.concat_tables([table, failed])
     return table
+
+
+_REF = re.compile(r"\b([A-Z][A-Za-z]+)/[A-Za-z0-9\-:_]+")  # ids with dots: by the record's refs
+_INDEX = re.compile(r"\[\d+\]")
+_QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")
+_NUMBER = re.compile(r"[-+]?\d[\w.:/*+\-]*")
+_PAREN = re.compile(r"\s*\([^()]*\)")
+
+
+def record_problem(exc: InputError, resources: list[dict[str, Any]]) -> str:
+    """The message of an ``input_error`` row: where (resource type and element) and the kind of
+    problem, with no value, date, number or identifier from the export.
+
+    The importer's messages name the resource (``Patient/2.birthDate``) and often the value
+    (``2031-01-10 is after the evaluation date 2026-11-29``); a screen's output and logs go to
+    more people than one patient's report, so both are removed:
+    ``Patient.birthDate: after the screening date``.
+
+    Args:
+        exc: the importer's error for one patient.
+        resources: that patient's resources (their ``Type/id`` references are replaced by the type).
+    """
+    refs = sorted(
+        {f"{r.get('resourceType')}/{r.get('id')}" for r in resources if isinstance(r.get("id"), str)},
+        key=len,
+        reverse=True,
+    )
+
+    def without_ids(text: str) -> str:
+        for ref in refs:
+            text = text.replace(ref, ref.split("/", 1)[0])
+        return _REF.sub(r"\1", text)  # a reference to a resource not in the record
+
+    where = _INDEX.sub("", without_ids(exc.where or ""))
+    message = exc.message.split(", got ", 1)[0]  # "expected ..., got <value>"
+    if "after the evaluation date" in message:
+        reason = "after the screening date"
+    elif message.startswith("cannot convert "):
+        reason = "the unit cannot be converted"
+    elif re.match(r"the bundle has \d+ Patient resources", message):
+        reason = "more than one Patient resource"
+    else:
+        reason = _PAREN.sub("", without_ids(message))
+        if " is " in reason:  # "<value> is not a calendar date", "<value> unit is outside ..."
+            head, tail = reason.split(" is ", 1)
+            if _NUMBER.search(head) or _QUOTED.search(head):
+                reason = tail
+        reason = re.sub(r" like \S+$", "", reason)  # the format's example
+        reason = _NUMBER.sub("", _QUOTED.sub("", reason))
+        reason = " ".join(reason.split()).strip(" :;,.") or type(exc).__name__
+    return f"{where}: {reason}" if where else reason
 
 
 def run_screen(
@@ -287,11 +351,13 @@ def run_screen(
 
     Raises:
         InputError: missing or unreadable input (see :func:`shard`), bad partition size, bad
-            ``trials`` choice.
+            ``trials`` choice, a scheduler that cannot be reached (:func:`check_scheduler`).
     """
     select_trials(SCHEMA.empty_table(), trials)  # an unknown choice fails before any work
     if partition_size < 1:
         raise InputError("the partition size must be at least 1", where="--partition-size")
+    if scheduler not in (None, "synchronous"):
+        check_scheduler(scheduler)  # before the (long) split of the export
     if not input_dir.is_dir():
         raise InputError("the input is not a folder of NDJSON files or OMOP tables", where=str(input_dir))
     from actnav.screen.omop import detect_format
@@ -363,12 +429,24 @@ def _execute(
         if scheduler is None:
             # Dashboard on a free loopback port: the default 8787 may be taken by another
             # cluster, and the scheduler's HTTP server starts even with the dashboard off.
-            cluster = LocalCluster(  # type: ignore[no-untyped-call]
-                n_workers=workers, threads_per_worker=1, processes=True, dashboard_address="127.0.0.1:0"
-            )
+            # Workers log errors only (a failed task is re-raised here anyway, a cancelled one
+            # after Ctrl-C is no news) and ignore SIGINT: Ctrl-C reaches the whole process group,
+            # and this process closes the workers itself (a worker hit by it prints tracebacks).
+            # The workers are spawned with SIGINT ignored (inherited; a Ctrl-C during the few
+            # seconds of the start is lost) and keep ignoring it (the preload; restarted workers).
+            with _sigint_ignored():
+                cluster = LocalCluster(  # type: ignore[no-untyped-call]
+                    n_workers=workers,
+                    threads_per_worker=1,
+                    processes=True,
+                    dashboard_address="127.0.0.1:0",
+                    silence_logs=logging.ERROR,
+                    preload=[_WORKER_IGNORES_SIGINT],
+                )
             client = Client(cluster)  # type: ignore[no-untyped-call]
         else:
-            client = Client(scheduler)  # type: ignore[no-untyped-call]
+            client = _connect(scheduler)
+        interrupted = False
         try:
             futures = [
                 client.submit(
@@ -384,12 +462,104 @@ def _execute(
             for future in as_completed(futures):  # type: ignore[no-untyped-call]
                 future.result()  # re-raises a worker's exception here
                 bar.update()
+        except KeyboardInterrupt:
+            interrupted = True
+            raise
         finally:
-            client.close()  # type: ignore[no-untyped-call]
-            if cluster is not None:
-                cluster.close()
+            # Closing mid-task makes distributed log cancelled tasks and workers stopped with
+            # tracebacks: after an interruption the user asked for that, so say nothing.
+            with _distributed_quiet(interrupted):
+                client.close()  # type: ignore[no-untyped-call]
+                if cluster is not None:
+                    cluster.close()
     finally:
         bar.close()
+
+
+#: Worker preload (Python source, run as the worker process starts, in its main thread).
+_WORKER_IGNORES_SIGINT = "import signal\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\n"
+#: Seconds to wait for a Dask scheduler given with ``--scheduler`` before giving up.
+SCHEDULER_TIMEOUT = 10.0
+_DISTRIBUTED_LOGGERS = ("distributed", "distributed.nanny", "distributed.worker", "distributed.core",
+                        "distributed.scheduler", "distributed.client", "distributed.deploy")  # fmt: skip
+
+
+def check_scheduler(address: str, timeout: float = SCHEDULER_TIMEOUT) -> None:
+    """Check that a Dask scheduler address is well formed and something listens there.
+
+    Args:
+        address: ``tcp://HOST:PORT`` (or another scheme distributed knows with a host and port).
+        timeout: seconds to wait for the TCP connection.
+
+    Raises:
+        InputError: (where ``--scheduler``) a malformed address, or nothing answers within ``timeout``.
+    """
+    import socket
+
+    from distributed.comm.addressing import get_address_host_port
+
+    try:
+        host, port = get_address_host_port(address)
+    except ValueError as exc:
+        raise InputError(
+            f"not a Dask scheduler address ({exc})",
+            where="--scheduler",
+            hint="tcp://HOST:PORT or synchronous",
+        ) from None
+    try:
+        with socket.create_connection((host.strip("[]"), port), timeout=timeout):
+            pass
+    except OSError as exc:
+        reason = "timed out" if isinstance(exc, TimeoutError) else (exc.strerror or type(exc).__name__)
+        raise InputError(
+            f"cannot reach the Dask scheduler at {address} ({reason})",
+            where="--scheduler",
+            hint="is the scheduler running and its port open from here?",
+        ) from None
+
+
+def _connect(address: str) -> Any:
+    """A Client of the scheduler at ``address`` (checked by :func:`check_scheduler` first)."""
+    from distributed import Client
+
+    try:
+        return Client(address, timeout=SCHEDULER_TIMEOUT)  # type: ignore[no-untyped-call]
+    except (OSError, ValueError) as exc:  # it answered TCP but is no Dask scheduler, or went away
+        raise InputError(
+            f"cannot reach the Dask scheduler at {address} ({type(exc).__name__})", where="--scheduler"
+        ) from None
+
+
+@contextlib.contextmanager
+def _sigint_ignored() -> Iterator[None]:
+    """SIGINT ignored for the duration (main thread only: others may not change handlers).
+    Processes spawned meanwhile inherit the ignored disposition (a blocked mask is not
+    inherited by distributed's spawned workers); a Ctrl-C pressed meanwhile is lost."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+@contextlib.contextmanager
+def _distributed_quiet(quiet: bool) -> Iterator[None]:
+    """Silence distributed's loggers in this process for the duration when ``quiet``."""
+    if not quiet:
+        yield
+        return
+    loggers = [logging.getLogger(name) for name in _DISTRIBUTED_LOGGERS]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.CRITICAL + 1)
+    try:
+        yield
+    finally:
+        for lg, level in zip(loggers, levels, strict=True):
+            lg.setLevel(level)
 
 
 def summarise(table: pa.Table, as_of: dt.date, short_list: int = SHORT_LIST) -> tuple[str, str]:

@@ -207,3 +207,39 @@ def test_cli_writes_an_omop_export(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert pq.read_table(tmp_path / "pop" / "person.parquet").num_rows == 3
     assert detect_format(tmp_path / "pop") == "omop"
+
+
+def test_corrupt_gzip_stream_names_the_file(tmp_path: Path) -> None:
+    folder = _copy_tiny(tmp_path)
+    (folder / "measurement.csv").unlink()
+    # A valid gzip header followed by bytes that are no deflate stream (zlib error -3).
+    (folder / "measurement.csv.gz").write_bytes(gzip.compress(b"x")[:10] + bytes(range(7, 200)))
+    with pytest.raises(InputError) as err:
+        run_screen(folder, tmp_path / "out", as_of=AS_OF, scheduler="synchronous", progress=False)
+    assert err.value.where == "measurement.csv.gz"
+    assert "not a valid gzip file" in err.value.message
+
+
+def test_row_with_wrong_number_of_columns_is_named(tmp_path: Path) -> None:
+    folder = _copy_tiny(tmp_path)
+    lines = (folder / "measurement.csv").read_text().splitlines()
+    lines[2] += ",extra"  # data row 2 (line 3 of the file)
+    (folder / "measurement.csv").write_text("\n".join(lines) + "\n")
+    with pytest.raises(InputError) as err:
+        shard_omop(folder, tmp_path / "shards", 10)
+    assert err.value.where == "measurement.csv"
+    assert "row 2 has the wrong number of columns" in err.value.message
+    assert "after row 0" not in err.value.message and "extra" not in str(err.value)
+
+
+def test_rows_of_unknown_persons_are_logged_as_counts(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # tests/fixtures/omop/tiny/README.md: person 999 has clinical rows but no person row.
+    with caplog.at_level("WARNING", logger="actnav.screen.omop"):
+        stats = shard_omop(TINY, tmp_path / "shards", 10)
+    ignored = {table: n for table, n in stats.ignored.items() if n}
+    assert ignored
+    (record,) = [r for r in caplog.records if "ignored" in r.getMessage()]
+    assert all(f"{table} {n}" in record.getMessage() for table, n in ignored.items())
+    assert "999" not in record.getMessage()

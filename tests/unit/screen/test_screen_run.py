@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -82,3 +82,82 @@ def test_bad_trials_choice(tmp_path: Path) -> None:
     write_bulk(tmp_path / "in", 1, seed=3, as_of=AS_OF)
     with pytest.raises(InputError, match="--trials"):
         run_screen(tmp_path / "in", tmp_path / "out", as_of=AS_OF, scheduler="synchronous", trials="open")
+
+
+def test_record_error_names_element_and_problem_not_value_or_id(tmp_path: Path) -> None:
+    folder = tmp_path / "in"
+    write_bulk(folder, 3, seed=3, as_of=AS_OF)
+    with (folder / "Patient.ndjson").open("a") as handle:
+        handle.write('{"resourceType":"Patient","id":"pt-7781","birthDate":"2031-01-10"}\n')
+    result = run_screen(folder, tmp_path / "out", as_of=AS_OF, scheduler="synchronous", progress=False)
+    assert result.input_errors == {"Patient.birthDate: after the screening date": 1}
+    rows = pq.read_table(result.parquet).to_pylist()
+    (message,) = [m for r in rows if r["verdict"] == "input_error" for m in r["unknowns"]]
+    assert "2031" not in message and "pt-7781" not in message and "2026" not in message
+
+
+def test_record_problem_strips_values_ids_and_hints() -> None:
+    from actnav.errors import FhirImportError, UnitError
+    from actnav.screen.run import record_problem
+
+    resources = [{"resourceType": "Patient", "id": "a.b"}, {"resourceType": "Observation", "id": "o1"}]
+    cases = {
+        FhirImportError("2024-02-30 is not a calendar date", where="Observation/o1.effectiveDateTime"): (
+            "Observation.effectiveDateTime: not a calendar date"
+        ),
+        FhirImportError(
+            "-5 10*9/L is outside the plausible range for anc (0 to 1000 10*9/L)",
+            where="Observation/o1.valueQuantity",
+            hint="written '-5'; check the value and its unit",
+        ): "Observation.valueQuantity: outside the plausible range for anc",
+        UnitError("cannot convert 'mg' to 'mmol/L'", where="Observation/o1.valueQuantity"): (
+            "Observation.valueQuantity: the unit cannot be converted"
+        ),
+        FhirImportError(
+            "expected a FHIR date string like 2024-01-31, got 'John'", where="Patient/a.b.birthDate"
+        ): ("Patient.birthDate: expected a FHIR date string"),
+        FhirImportError(
+            "a measured amount cannot be negative, got -3", where="Observation/x9.valueQuantity"
+        ): ("Observation.valueQuantity: a measured amount cannot be negative"),
+    }
+    for exc, expected in cases.items():
+        assert record_problem(exc, resources) == expected
+
+
+def test_bad_ndjson_line_is_named_by_line_number(tmp_path: Path) -> None:
+    folder = tmp_path / "in"
+    write_bulk(folder, 3, seed=3, as_of=AS_OF)
+    lines = (folder / "Patient.ndjson").read_text().splitlines()
+    (folder / "Patient.ndjson").write_text(
+        "\n".join([lines[0], "", '{"resourceType": Pat', *lines[1:]]) + "\n"
+    )
+    with pytest.raises(InputError) as err:
+        run_screen(folder, tmp_path / "out", as_of=AS_OF, scheduler="synchronous", progress=False)
+    assert err.value.where == "Patient.ndjson"
+    assert "line 3 is not JSON" in err.value.message
+
+
+@pytest.mark.parametrize("address", ["tcp://127.0.0.1:1", "no-port"])
+def test_unreachable_scheduler_is_an_input_error(tmp_path: Path, address: str) -> None:
+    write_bulk(tmp_path / "in", 1, seed=3, as_of=AS_OF)
+    with pytest.raises(InputError) as err:
+        run_screen(tmp_path / "in", tmp_path / "out", as_of=AS_OF, scheduler=address, progress=False)
+    assert err.value.where == "--scheduler"
+    assert not (tmp_path / "out").exists()  # refused before any work
+
+
+@pytest.mark.parametrize("as_of", ["tomorrow", "1899-12-31"])
+def test_screen_date_after_today_or_before_1900_is_refused(tmp_path: Path, as_of: str) -> None:
+    from typer.testing import CliRunner
+
+    from actnav.screen.cli import app
+
+    if as_of == "tomorrow":
+        as_of = (date.today() + timedelta(days=1)).isoformat()
+    write_bulk(tmp_path / "in", 1, seed=3, as_of=AS_OF)
+    result = CliRunner().invoke(
+        app, ["run", str(tmp_path / "in"), "--out", str(tmp_path / "out"), "--as-of", as_of, "--no-progress"]
+    )
+    assert result.exit_code == 2
+    assert "--as-of" in result.output
+    assert not (tmp_path / "out").exists()

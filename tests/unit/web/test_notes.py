@@ -14,12 +14,13 @@ import socket
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 from tests.unit.web.conftest import AS_OF, SignedIn, WebWorld
 
 from actnav.patient.notes.model import NoteExtraction, NoteFact, Span
 from actnav.store.accounts import AuditEventRow
 from actnav.store.db import session_scope
-from actnav.store.patients import patient_by_public_id
+from actnav.store.patients import PatientRow, patient_by_public_id
 from actnav.web.routes.notes import highlighted_note
 from actnav.web.security import CSRF_HEADER
 
@@ -386,3 +387,19 @@ def test_an_implausible_correction_is_422_naming_the_field(coord: SignedIn, fiel
     )
     assert done.status_code == 422, done.text
     assert f"decisions.{fid}.{field}" in done.text
+
+
+def test_posting_the_same_review_twice_registers_one_patient(web: WebWorld, coord: SignedIn) -> None:
+    page = review(coord)
+    form = {"csrf_token": coord.csrf, "review": hidden(page.text, "review"), "label": "double post"}
+    first = coord.post("/intake/note/confirm", data=form, follow_redirects=False)
+    assert first.status_code == 303, first.text
+    again = coord.post("/intake/note/confirm", data=form, follow_redirects=False)
+    assert again.status_code == 303
+    assert again.headers["location"] == first.headers["location"]  # the patient the first post made
+    with session_scope(web.app.state.engine) as session:
+        labels = session.scalars(select(PatientRow.label).where(PatientRow.label == "double post")).all()
+    assert labels == ["double post"]
+    # Reading the same note again is a new review, which registers a new patient.
+    other = review(coord)
+    assert hidden(other.text, "review") != form["review"]

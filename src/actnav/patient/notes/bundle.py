@@ -92,6 +92,9 @@ class NoteEvidence:
     fact: str
     review: str = "pending"
     kind: str = ""
+    #: The fact's label, recorded for negated facts only ("no CNS involvement"): quoting their
+    #: words alone ("CNS involvement") would read as the opposite.
+    label: str = ""
 
 
 def _evidence_extension(fact: NoteFact, document: str | None) -> dict[str, Any]:
@@ -108,6 +111,8 @@ def _evidence_extension(fact: NoteFact, document: str | None) -> dict[str, Any]:
         {"url": "fact", "valueString": fact.id},
         {"url": "kind", "valueCode": fact.kind},
     ]
+    if fact.negated:
+        parts.append({"url": "label", "valueString": fact.label})
     if document is not None:
         parts.append({"url": "document", "valueReference": {"reference": document}})
     return {"url": NOTE_EVIDENCE_URL, "extension": parts}
@@ -147,6 +152,7 @@ def extracted_resources(bundle: Mapping[str, Any]) -> dict[str, tuple[NoteEviden
                     fact=str(value("fact", "valueString") or ""),
                     review=str(value("review", "valueCode") or "pending"),
                     kind=str(value("kind", "valueCode") or ""),
+                    label=str(value("label", "valueString") or ""),
                 )
             )
         if found and resource.get("resourceType") and resource.get("id"):
@@ -958,8 +964,10 @@ def add_fact(
 
 
 def evidence_text(evidence: Sequence[NoteEvidence]) -> list[str]:
-    """The distinct span texts of some evidence, in order (``["64yo woman", "multiple myeloma"]``)."""
-    return list(dict.fromkeys(e.text or "(added by a reviewer)" for e in evidence))
+    """The distinct span texts of some evidence, in order (``["64yo woman", "multiple myeloma"]``);
+    a negated fact is quoted by its label (``"no CNS involvement"``), not by the words of the
+    finding alone."""
+    return list(dict.fromkeys(e.label or e.text or "(added by a reviewer)" for e in evidence))
 
 
 __all__ = [

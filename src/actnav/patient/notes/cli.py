@@ -1,5 +1,6 @@
 """What ``actnav extract`` and ``actnav evaluate --note`` do with a note file (the commands stay thin).
 
+* :func:`check_note_dates`: ``--as-of`` between 1900 and today, ``--birth-date`` not after it.
 * :func:`read_note`: the note as text, or an input error naming the problem (missing, not a
   file, empty, larger than :data:`MAX_NOTE_BYTES`, binary, not UTF-8).
 * :func:`facts_text` / :func:`facts_json`: every fact found, for review: its kind, label, the words
@@ -30,6 +31,37 @@ MAX_NOTE_BYTES = 200_000
 
 _FLAGS = ("negated", "family", "historical", "hypothetical", "uncertain")
 _WHERE = "NOTE"
+
+
+def check_note_dates(as_of: dt.date, *, today: dt.date, birth_date: dt.date | None = None) -> None:
+    """Refuse an evaluation date a note cannot have, and a birth date after it.
+
+    Why: a note is read as of the day it was written, which cannot be in the future, and ages read
+    from it become birth dates (:data:`~actnav.patient.notes.bundle.EARLIEST_DATE`, 1900, is the
+    earliest the bundle writer accepts, as the web form).
+
+    Raises:
+        InputError: ``where="--as-of"``: ``as_of`` after ``today`` or before 1900;
+            ``where="--birth-date"``: ``birth_date`` after ``as_of`` or before 1900.
+    """
+    from actnav.patient.notes.bundle import EARLIEST_DATE
+
+    if as_of > today:
+        raise InputError(
+            f"{as_of.isoformat()} is after today ({today.isoformat()})",
+            where="--as-of",
+            hint="a note is read as of the day it was written: give that date, or leave --as-of out",
+        )
+    if as_of < EARLIEST_DATE:
+        raise InputError(f"{as_of.isoformat()} is before {EARLIEST_DATE.year}", where="--as-of")
+    if birth_date is not None and birth_date > as_of:
+        raise InputError(
+            f"{birth_date.isoformat()} is after the evaluation date ({as_of.isoformat()})",
+            where="--birth-date",
+            hint="give the patient's date of birth (YYYY-MM-DD)",
+        )
+    if birth_date is not None and birth_date < EARLIEST_DATE:
+        raise InputError(f"{birth_date.isoformat()} is before {EARLIEST_DATE.year}", where="--birth-date")
 
 
 def read_note(path: Path) -> str:
@@ -178,6 +210,7 @@ def note_patient(
 __all__ = [
     "MAX_NOTE_BYTES",
     "bundle_json",
+    "check_note_dates",
     "extract_file",
     "facts_json",
     "facts_text",

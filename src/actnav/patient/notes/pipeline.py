@@ -1,6 +1,7 @@
 """The medspacy pipeline that reads notes: sentences, target rules, ConText.
 
-One spaCy pipeline (blank English, no model download) with medspacy's PyRuSH sentence splitter, a
+One spaCy pipeline (blank English, no model download) with medspacy's PyRuSH sentence splitter (and a
+sentence start after a full stop before a capital, :func:`_sentence_ends`), a
 target matcher loaded from every rule file under ``data/notes/targets/`` plus the diagnosis words of
 ``data/notes/conditions.yaml``, the agents and regimens of ``terminology/drugs.yaml`` (component
 ``actnav_drug_mentions``: label ``therapy``, metadata ``concept`` the agent or regimen, ``agents``,
@@ -24,13 +25,16 @@ Target rule files (YAML, one model :class:`TargetRulesFile`)::
 
 from __future__ import annotations
 
+import re
 import warnings
 from functools import cache
+from re import Pattern
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 from spacy.language import Language
 from spacy.tokens import Doc, Span
+from spacy.util import compile_suffix_regex
 
 from actnav.knowledge.loader import data_root, load_data
 from actnav.patient.notes.model import FactKind
@@ -63,6 +67,10 @@ class ContextRuleDef(_Strict):
     direction: str = "BIDIRECTIONAL"
     pattern: str | list[dict[str, Any]] | None = None
     max_scope: int | None = None
+    #: Fact kinds (target labels) the rule may modify; None: every kind.
+    allowed_types: tuple[FactKind, ...] | None = None
+    #: Categories of other rules that end this rule's scope (TERMINATE always does).
+    terminated_by: tuple[str, ...] | None = None
     source: str | None = None
 
 
@@ -127,6 +135,40 @@ def _drug_mentions(doc: Doc) -> Doc:
     return doc
 
 
+#: A capital letter and a full stop kept as one token by spaCy's English exceptions ("B.").
+_INITIAL = re.compile(r"[A-Za-z]\.")
+
+
+def _split_initial_full_stops(nlp: Language) -> None:
+    """Make "hepatitis B." and "CAR-T." end in a separate full-stop token.
+
+    Why: spaCy keeps a single letter and its full stop as one token (an initial, "J. Smith"), so
+    an entity ending a sentence took the full stop with it and the sentence boundary after it
+    could not be set; notes name people rarely and diseases and therapies ending in a capital
+    often (hepatitis B, CAR-T, IgA kappa type B).
+    """
+    tokenizer: Any = nlp.tokenizer
+    tokenizer.rules = {k: v for k, v in tokenizer.rules.items() if not _INITIAL.fullmatch(k)}
+    suffixes: list[str | Pattern[str]] = [*(nlp.Defaults.suffixes or ()), r"(?<=[A-Z])\."]
+    tokenizer.suffix_search = compile_suffix_regex(suffixes).search
+
+
+@Language.component("actnav_sentence_ends")
+def _sentence_ends(doc: Doc) -> Doc:
+    """Start a sentence after a full stop, question or exclamation mark followed by a capital.
+
+    Why: PyRuSH reads "B. Mother" or "CAR-T. Hypothyroidism?" as an initial inside one sentence,
+    and ConText scopes run to the sentence's end, so "Denies hepatitis B. Mother had breast
+    cancer." negated the mother's cancer. Abbreviations such as "Dr." stay one token and are not
+    split here.
+    """
+    for token in doc[:-1]:
+        following = doc[token.i + 1]
+        if token.text in {".", "?", "!"} and following.text[:1].isupper():
+            following.is_sent_start = True
+    return doc
+
+
 @cache
 def note_nlp() -> Language:
     """The shared pipeline (built once per process; about a second)."""
@@ -138,7 +180,9 @@ def note_nlp() -> Language:
 
         _quiet_pyrush()
         nlp = spacy.blank("en")
+        _split_initial_full_stops(nlp)
         nlp.add_pipe("medspacy_pyrush")
+        nlp.add_pipe("actnav_sentence_ends")
         matcher: Any = nlp.add_pipe("medspacy_target_matcher")
         matcher.add(
             [
@@ -160,7 +204,13 @@ def note_nlp() -> Language:
         ctx.add(
             [
                 ConTextRule(
-                    r.literal, r.category, pattern=r.pattern, direction=r.direction, max_scope=r.max_scope
+                    r.literal,
+                    r.category,
+                    pattern=r.pattern,
+                    direction=r.direction,
+                    max_scope=r.max_scope,
+                    allowed_types=set(r.allowed_types) if r.allowed_types is not None else None,
+                    terminated_by=set(r.terminated_by) if r.terminated_by is not None else None,
                 )
                 for r in context.rules
             ]

@@ -16,13 +16,16 @@ Pages (care team only; every write carries the CSRF token):
   redirects to the evaluation.
 
 Between the two steps the extraction travels in the review form as a sealed token: the extraction
-as JSON, compressed, base64url, and an HMAC-SHA256 keyed with a secret of this server process and
-the session's CSRF token. Why: nothing of the note is stored on the server unless the patient is
+as JSON, compressed, base64url, a random nonce, and an HMAC-SHA256 keyed with a secret of this
+server process and the session's CSRF token. Why: nothing of the note is stored on the server unless the patient is
 registered (and the registered bundle leaves the note text out), no table or clean-up job is
 needed, and a token only opens in the session that received it and only on this server, so the
 facts marked as read by the rules or the language model are the ones this server read. A restarted
 server or a new sign-in makes an open review expire (the note must be read again). The reviewer
 can forge nothing they could not enter through the key-facts form anyway.
+A token registers one patient: posting the same review again (a double click, back and resubmit)
+redirects to the patient it registered (the server keeps the SHA-256 digests of used tokens in
+memory, the newest :data:`MAX_CONSUMED_TOKENS`).
 
 API (JSON, problem details on errors): ``POST /api/notes/extract`` returns the extraction;
 ``POST /api/patients/from-note`` reads the note again, applies the decisions by fact id and
@@ -44,6 +47,7 @@ import hmac
 import itertools
 import secrets
 import zlib
+from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Annotated, Any
 
@@ -99,6 +103,10 @@ CORRECTABLE = ("label", "value", "number", "unit", "concept", "date")
 
 # A secret of this server process: review tokens do not outlive it.
 _PROCESS_SECRET = secrets.token_bytes(32)
+#: Review tokens already used to register a patient (digest -> the patient's public id), newest
+#: last; the oldest are forgotten past MAX_CONSUMED_TOKENS (tokens end with the process anyway).
+_CONSUMED: OrderedDict[str, str] = OrderedDict()
+MAX_CONSUMED_TOKENS = 10_000
 
 NoteText = Annotated[
     str,
@@ -119,8 +127,11 @@ def _key(account: Account) -> bytes:
 def seal(extraction: NoteExtraction, account: Account) -> str:
     """The extraction as a token for the review form (see the module docstring)."""
     packed = base64.urlsafe_b64encode(zlib.compress(extraction.model_dump_json().encode(), 6)).decode()
-    mac = hmac.new(_key(account), packed.encode(), hashlib.sha256).hexdigest()
-    return f"{packed}.{mac}"
+    # A nonce makes every review its own token: reading the same note twice is two reviews, and
+    # only the repeated post of one review is refused (single use, see mark_registered).
+    body = f"{packed}.{secrets.token_urlsafe(12)}"
+    mac = hmac.new(_key(account), body.encode(), hashlib.sha256).hexdigest()
+    return f"{body}.{mac}"
 
 
 def unseal(token: str, account: Account) -> NoteExtraction:
@@ -133,12 +144,13 @@ def unseal(token: str, account: Account) -> NoteExtraction:
     expired = InputError(
         "this review has expired or is not from this session", where="review", hint="read the note again"
     )
-    packed, _, mac = token.rpartition(".")
-    if not packed or len(token) > MAX_TOKEN_CHARS:
+    body, _, mac = token.rpartition(".")
+    if not body or len(token) > MAX_TOKEN_CHARS:
         raise expired
-    expected = hmac.new(_key(account), packed.encode(), hashlib.sha256).hexdigest()
+    expected = hmac.new(_key(account), body.encode(), hashlib.sha256).hexdigest()
     if not hmac.compare_digest(expected, mac):
         raise expired
+    packed = body.rpartition(".")[0]
     try:
         inflater = zlib.decompressobj()
         raw = inflater.decompress(base64.urlsafe_b64decode(packed), MAX_EXTRACTION_BYTES)
@@ -147,6 +159,23 @@ def unseal(token: str, account: Account) -> NoteExtraction:
         return NoteExtraction.model_validate_json(raw)
     except (binascii.Error, zlib.error, ValueError):
         raise expired from None
+
+
+def token_digest(token: str) -> str:
+    """A review token's digest, as :data:`_CONSUMED` keeps it (the token itself holds the note)."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def registered_from(token: str) -> str | None:
+    """The public id of the patient a review token already registered, or None (single use)."""
+    return _CONSUMED.get(token_digest(token))
+
+
+def mark_registered(token: str, public_id: str) -> None:
+    """Remember that ``token`` registered patient ``public_id`` (bounded: the oldest go first)."""
+    _CONSUMED[token_digest(token)] = public_id
+    while len(_CONSUMED) > MAX_CONSUMED_TOKENS:
+        _CONSUMED.popitem(last=False)
 
 
 # -- the highlighted note ------------------------------------------------------------------------
@@ -387,6 +416,13 @@ async def confirm_note(request: Request, account: StaffWriter) -> Response:
         extraction = unseal(values.get("review", ""), account)
     except InputError as err:
         return _form_page(request, {}, {"note": str(err)}, status_code=422)
+    # A form posted twice (double click, back and resubmit) registers one patient: the review
+    # token is single-use and its second post goes to the patient it made. The handler does not
+    # await between this check and mark_registered, so posts on one server do not interleave.
+    token = values.get("review", "")
+    first = registered_from(token)
+    if first is not None:
+        return RedirectResponse(f"/patients/{first}", status_code=303)
     label = values.get("label", "")
     try:
         label = _LABEL.validate_python(label)
@@ -397,8 +433,9 @@ async def confirm_note(request: Request, account: StaffWriter) -> Response:
         )  # fmt: skip
     try:
         decisions = read_decisions(values, extraction)
-        birth_date = _birth_date(values.get("birth_date", "").strip(), today(request))
+        birth_date = _birth_date(values.get("birth_date", "").strip(), min(today(request), extraction.as_of))
         done = _register(request, account, extraction, decisions, label=label, birth_date=birth_date)
+        mark_registered(token, done.public_id)
     except ActnavError as err:
         return _review_page(
             request, account, extraction, label=label, chosen=values, errors={_form_field(err.where): str(err)},
@@ -426,7 +463,7 @@ def _birth_date(text: str, on: dt.date) -> dt.date | None:
     except ValueError:
         raise InputError("not a date (YYYY-MM-DD)", where="birth_date") from None
     if value > on or value < EARLIEST:
-        raise InputError("the date of birth must lie between 1900 and today", where="birth_date")
+        raise InputError("the date of birth must lie between 1900 and the note's date", where="birth_date")
     return value
 
 

@@ -444,3 +444,16 @@ def test_a_lab_value_without_a_unit_is_never_written_in_the_canonical_unit() -> 
         for r in _resources(bundle).values()
         if r["resourceType"] == "Observation" and r["id"].startswith("lab-platelets-f9")
     ]
+
+
+def test_a_negative_finding_is_quoted_with_its_negation() -> None:
+    """'No CNS involvement' quoted as "CNS involvement" would read as the opposite (QA finding)."""
+    from actnav.patient.notes.bundle import evidence_text, extracted_resources, extraction_bundle
+    from actnav.patient.notes.extract import extract_note
+
+    extraction = extract_note("62yo man with DLBCL. No CNS involvement.", as_of=dt.date(2026, 11, 29))
+    resources = extracted_resources(extraction_bundle(extraction))
+    quotes = {ref: evidence_text(found) for ref, found in resources.items()}
+    cns = [words for ref, words in quotes.items() if any("CNS" in w for w in words)]
+    assert cns == [["no CNS involvement"]]
+    assert ["DLBCL"] in quotes.values()  # a positive fact is still quoted by its words

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from spacy.tokens import Doc
 
+from actnav.patient.notes.model import NoteFact
 from actnav.patient.notes.pipeline import flags, note_doc, target_rules
 
 
@@ -69,3 +70,52 @@ def test_free_fluid_does_not_negate_the_sentence() -> None:
     doc = note_doc("CT scan showed evidence of acute perforated appendicitis with free fluid in the pelvis.")
     found = [e for e in doc.ents if e.label_ == "diagnosis"]
     assert found and not flags(found[0])["negated"]
+
+
+# -- ConText stays in its sentence and its referral cues stay on the plan ---------------------
+
+
+def _facts(text: str) -> dict[str, NoteFact]:
+    import datetime as dt
+
+    from actnav.patient.notes.extract import extract_note
+
+    return {f.span.text: f for f in extract_note(text, as_of=dt.date(2026, 11, 29)).facts}
+
+
+def test_a_referral_heading_does_not_make_the_patient_hypothetical() -> None:
+    facts = _facts("Referral: 47-year-old woman with follicular lymphoma.")
+    assert facts["47-year-old"].about_patient and facts["woman"].about_patient
+    assert facts["follicular lymphoma"].about_patient
+
+
+def test_referred_for_marks_the_therapy_not_the_reason() -> None:
+    facts = _facts(
+        "This 47-year-old woman is referred for CAR-T therapy for her relapsed follicular lymphoma."
+    )
+    assert facts["CAR-T therapy"].hypothetical
+    assert facts["follicular lymphoma"].about_patient and facts["relapsed"].about_patient
+
+
+@pytest.mark.parametrize("tail", ["", " "])  # PyRuSH kept both in one sentence with a trailing blank
+def test_a_negation_does_not_cross_into_the_next_sentence(tail: str) -> None:
+    doc = note_doc("Denies hepatitis B. Mother had breast cancer." + tail)
+    assert [s.text.strip() for s in doc.sents] == ["Denies hepatitis B.", "Mother had breast cancer."]
+    assert _ent(doc, "hepatitis B")["negated"]
+    assert _ent(doc, "breast cancer") == {**_ent(doc, "breast cancer"), "negated": False, "family": True}
+
+
+def test_a_plan_does_not_cross_into_the_next_sentence() -> None:
+    doc = note_doc("Relapsed DLBCL; we would like to consider CAR-T. Hypothyroidism? No CNS involvement.")
+    assert _ent(doc, "CAR-T")["hypothetical"]  # the span leaves the full stop out
+    hypothyroidism = _ent(doc, "Hypothyroidism")
+    assert hypothyroidism["uncertain"] and not hypothyroidism["hypothetical"]
+
+
+@pytest.mark.parametrize(
+    "text", ["She denies hepatitis.", "She never had a transplant.", "She never had a stem cell transplant."]
+)
+def test_a_denied_history_never_becomes_a_positive_fact(text: str) -> None:
+    for fact in _facts(text).values():
+        if fact.kind in {"infection", "transplant", "diagnosis"}:
+            assert fact.negated and not fact.about_patient
