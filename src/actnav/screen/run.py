@@ -17,6 +17,7 @@ the input order whatever the scheduler.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import datetime as dt
 import gc
@@ -356,6 +357,8 @@ def run_screen(
     select_trials(SCHEMA.empty_table(), trials)  # an unknown choice fails before any work
     if partition_size < 1:
         raise InputError("the partition size must be at least 1", where="--partition-size")
+    if out_dir.exists() and not out_dir.is_dir():
+        raise InputError("the output exists and is not a folder", where="--out")
     if scheduler not in (None, "synchronous"):
         check_scheduler(scheduler)  # before the (long) split of the export
     if not input_dir.is_dir():
@@ -516,6 +519,30 @@ def check_scheduler(address: str, timeout: float = SCHEDULER_TIMEOUT) -> None:
             where="--scheduler",
             hint="is the scheduler running and its port open from here?",
         ) from None
+    # Something listens: ask it who it is, with a deadline (a web server never answers the Dask
+    # handshake, and garbage bytes can read as an absurd message length).
+    try:
+        identity = asyncio.run(asyncio.wait_for(_identity(address, timeout), timeout))
+    except Exception:  # any failure of the probe means the same thing to the user
+        identity = None
+    if not isinstance(identity, dict) or identity.get("type") != "Scheduler":
+        raise InputError(
+            f"{address} answers, but not as a Dask scheduler",
+            where="--scheduler",
+            hint="give the address the scheduler prints (tcp://HOST:8786 by default)",
+        )
+
+
+async def _identity(address: str, timeout: float) -> Any:
+    """The ``identity`` reply of a Dask server (a dict with ``type`` ``Scheduler``)."""
+    from distributed.comm.core import connect
+
+    comm = await connect(address, timeout=timeout)  # type: ignore[no-untyped-call]
+    try:
+        await comm.write({"op": "identity", "reply": True})
+        return await comm.read()
+    finally:
+        await comm.close()
 
 
 def _connect(address: str) -> Any:
@@ -592,7 +619,9 @@ def summarise(table: pa.Table, as_of: dt.date, short_list: int = SHORT_LIST) -> 
     hit = hit[np.lexsort((hit, key, code[hit]))]
     bounds = np.searchsorted(code[hit], np.arange(len(names) + 1))
     wanted = [(t, int(bounds[t]), int(bounds[t + 1])) for t in range(len(names)) if kinds[t] in _KINDS]
-    chosen = np.concatenate([hit[lo : lo + short_list] for _, lo, hi in wanted] or [np.zeros(0, np.int64)])
+    chosen = np.concatenate(
+        [hit[lo : min(hi, lo + short_list)] for _, lo, hi in wanted] or [np.zeros(0, np.int64)]
+    )
     listed = table.take(pa.array(chosen, type=pa.int64())).to_pylist() if len(chosen) else []
     sections: list[tuple[str, str, str, int, int, list[dict[str, Any]]]] = []
     start = 0

@@ -161,3 +161,69 @@ def test_screen_date_after_today_or_before_1900_is_refused(tmp_path: Path, as_of
     assert result.exit_code == 2
     assert "--as-of" in result.output
     assert not (tmp_path / "out").exists()
+
+
+def test_each_short_list_holds_only_its_own_targets_patients() -> None:
+    # Targets with fewer hits than the short list must not borrow the next targets' rows.
+    import pyarrow as pa
+
+    from actnav.screen.run import summarise
+    from actnav.screen.vector import SCHEMA
+
+    rows = [
+        ("p1", "a/x", "eligible", 90.0),
+        ("p2", "a/x", "not_eligible", 10.0),
+        ("p2", "b/y", "eligible", 80.0),
+        ("p3", "b/y", "not_eligible", 5.0),
+        ("p3", "c/z", "needs_information", 40.0),
+        ("p1", "c/z", "not_eligible", 5.0),
+    ]
+    table = pa.Table.from_pylist(
+        [
+            {
+                "patient": p, "kind": "indication", "target": t, "product": t.split("/")[0],
+                "indication": t.split("/")[1], "disease": "", "status": "", "verdict": v, "score": s,
+                "unknowns": [],
+            }
+            for p, t, v, s in rows
+        ],
+        schema=SCHEMA,
+    )  # fmt: skip
+    text, _page = summarise(table, date(2026, 11, 29), short_list=2)
+    listed: dict[str, list[str]] = {}
+    target = ""
+    for line in text.splitlines():
+        if " eligible, " in line and not line.startswith(" "):
+            target = line.split(":")[0]
+            listed[target] = []
+        elif line.startswith("  ") and target:
+            listed[target].append(line.split()[-1])
+    assert listed == {"a/x": ["p1"], "b/y": ["p2"], "c/z": ["p3"]}
+
+
+def test_an_output_that_is_a_file_is_refused(tmp_path: Path) -> None:
+    write_bulk(tmp_path / "in", 3, seed=1, as_of=AS_OF)
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(InputError) as caught:
+        run_screen(tmp_path / "in", tmp_path / "afile", as_of=AS_OF, scheduler="synchronous", progress=False)
+    assert caught.value.where == "--out"
+
+
+def test_a_server_that_is_not_a_dask_scheduler_is_refused() -> None:
+    import socketserver
+    import threading
+
+    from actnav.screen.run import check_scheduler
+
+    class Garbage(socketserver.BaseRequestHandler):
+        def handle(self) -> None:
+            self.request.sendall(b"HTTP/1.1 400 Bad Request\r\n\r\n" * 50)
+
+    with socketserver.ThreadingTCPServer(("127.0.0.1", 0), Garbage) as server:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        try:
+            with pytest.raises(InputError) as caught:
+                check_scheduler(f"tcp://127.0.0.1:{server.server_address[1]}", timeout=5)
+        finally:
+            server.shutdown()
+    assert caught.value.where == "--scheduler" and "not as a Dask scheduler" in str(caught.value)
