@@ -587,26 +587,29 @@ class _Writer:
     # -- findings --------------------------------------------------------------------------------
 
     def _cns_involvement(self, fact: NoteFact) -> str | None:
+        return self._current_finding(
+            fact, "cns_involvement", past="past CNS involvement: its current state needs review"
+        )
+
+    def _current_finding(self, fact: NoteFact, key: str, *, past: str) -> str | None:
+        """A finding about now (CNS involvement, active infection) as a boolean Observation; a
+        past mention says nothing about now and is not written (``past`` says why)."""
         if fact.historical and not fact.negated:
-            return "past CNS involvement: its current state needs review"
+            return past
         present = _present(fact)
         if present is None:
             return "a negated negative result is unclear"
-        code = kf._concept(kf._observation_code(kind="finding", key="cns_involvement", system="actnav"))
-        self._observation(f"cns-involvement-{fact.id}", code, fact.date, fact, valueBoolean=present)
+        code = kf._concept(kf._observation_code(kind="finding", key=key, system="actnav"))
+        rid = f"{key.replace('_', '-')}-{fact.id}"
+        self._observation(rid, code, fact.date, fact, valueBoolean=present)
         return None
 
     def _infection(self, fact: NoteFact) -> str | None:
         key = (fact.concept or "").removesuffix("_infection")
         if key == "active":
-            if fact.historical and not fact.negated:
-                return "a past infection is not an active one"
-            present = _present(fact)
-            if present is None:
-                return "a negated negative result is unclear"
-            code = kf._concept(kf._observation_code(kind="finding", key="active_infection", system="actnav"))
-            self._observation(f"active-infection-{fact.id}", code, fact.date, fact, valueBoolean=present)
-            return None
+            return self._current_finding(
+                fact, "active_infection", past="a past infection is not an active one"
+            )
         if key not in _VIRUSES:
             return "no infection actnav reads"
         if fact.value in ("negative", "indeterminate"):  # a test result: "HBsAg negative"

@@ -27,11 +27,10 @@ from spacy.tokens import Doc
 
 from actnav.errors import InputError
 from actnav.patient.notes import conditions, demographics, findings, markers, measures, therapies
-from actnav.patient.notes.model import NoteExtraction, NoteFact, Span
+from actnav.patient.notes.model import MAX_NOTE_CHARS, NoteExtraction, NoteFact, Span
 from actnav.patient.notes.pipeline import note_doc
 
 #: Longest note read (characters): a referral letter is a few thousand; a whole record is not a note.
-MAX_NOTE_CHARS = 100_000
 
 Extractor = Callable[[Doc, dt.date], list[NoteFact]]
 

@@ -20,6 +20,9 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from actnav.patient.models import Coding
 
+#: The longest note read, in characters (a referral letter is a few thousand).
+MAX_NOTE_CHARS = 100_000
+
 #: What a fact is about. ``lab`` covers blood counts, chemistry and organ function (LVEF, DLCO)
 #: with units; ``performance_status`` is ECOG or Karnofsky; ``biomarker`` a qualitative tumour or
 #: germline result (BRAF V600E, MAGE-A4, CD19, BCMA); ``hla`` an HLA allele; ``cns_involvement``,

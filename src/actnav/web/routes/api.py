@@ -48,7 +48,8 @@ class PatientOut(BaseModel):
     evaluated_as_of: dt.date | None = Field(description="Date of the latest evaluation, if any.")
 
 
-def _out(row: PatientRow, as_of: dt.date | None) -> PatientOut:
+def patient_out(row: PatientRow, as_of: dt.date | None) -> PatientOut:
+    """The API form of a stored patient; ``as_of`` is the date of its latest evaluation."""
     return PatientOut(
         id=row.public_id,
         label=row.label,
@@ -73,7 +74,7 @@ def list_patients(
         out = []
         for row in rows:
             found = latest_evaluation(session, row.id)
-            out.append(_out(row, found.as_of if found else None))
+            out.append(patient_out(row, found.as_of if found else None))
         audit(session, account, "view", "patient_list")
     return out
 
@@ -94,7 +95,7 @@ def create_patient(
     done = register_patient(engine_of(request), bundle, as_of=on, actor=account, source="api", label=label)
     with transaction(request) as session:
         row = patient_for(session, account, done.public_id)
-        return _out(row, on)
+        return patient_out(row, on)
 
 
 @router.get("/patients/{patient_id}", response_model=PatientOut)
@@ -104,7 +105,7 @@ def get_patient(request: Request, patient_id: str, account: CurrentAccount) -> P
         row = patient_for(session, account, patient_id)
         found = latest_evaluation(session, row.id)
         audit(session, account, "view", "patient", row.public_id, patient_id=row.id)
-        return _out(row, found.as_of if found else None)
+        return patient_out(row, found.as_of if found else None)
 
 
 @router.get("/patients/{patient_id}/evaluation", response_model=Evaluation)

@@ -59,21 +59,19 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapte
 
 from actnav.care.intake import MAX_LABEL, Registered
 from actnav.errors import ActnavError, InputError
+from actnav.patient.notes.bundle import EARLIEST_DATE as EARLIEST
 from actnav.patient.notes.bundle import Decision, apply_review, extraction_bundle, fact_uses
-from actnav.patient.notes.model import NoteExtraction, NoteFact
+from actnav.patient.notes.model import MAX_NOTE_CHARS, NoteExtraction, NoteFact
 from actnav.store.accounts import Account, audit
 from actnav.web.deps import StaffAccount, StaffWriter, engine_of, patient_for, today, transaction
-from actnav.web.fields import OneLine, form_errors, utc_time
-from actnav.web.routes.api import PROBLEMS, PatientOut
+from actnav.web.fields import OneLine, form_errors
+from actnav.web.routes.api import PROBLEMS, PatientOut, patient_out
 
 router = APIRouter()
 
-MAX_NOTE_CHARS = 100_000
 #: Largest sealed review token accepted (base64 of the compressed extraction).
 MAX_TOKEN_CHARS = 4_000_000
 MAX_EXTRACTION_BYTES = 16_000_000
-#: Earliest date a note may describe (older dates are typing errors).
-EARLIEST = dt.date(1900, 1, 1)
 FLAGS = ("negated", "historical", "family", "hypothetical", "uncertain")
 FLAG_WORDS = {
     "negated": "negated",
@@ -603,11 +601,4 @@ def api_patient_from_note(
         request, account, extraction, body.decisions, label=body.label, birth_date=body.birth_date
     )
     with transaction(request) as session:
-        row = patient_for(session, account, done.public_id)
-        return PatientOut(
-            id=row.public_id,
-            label=row.label,
-            source=row.source,
-            created_at=utc_time(row.created_at),
-            evaluated_as_of=as_of,
-        )
+        return patient_out(patient_for(session, account, done.public_id), as_of)
